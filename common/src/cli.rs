@@ -1,0 +1,168 @@
+//! The options every plugin shares (spec A3), and the value types behind them.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::range::Threshold;
+use crate::status::Status;
+
+/// `-w`, `-c`, `-t`, `-v`, `--label` and the hidden `--proc-root`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Warning threshold, a Nagios range ([@]start:end); what it measures is in the plugin's description
+    #[arg(short = 'w', long, value_name = "RANGE", allow_hyphen_values = true)]
+    pub warning: Option<Threshold>,
+
+    /// Critical threshold, a Nagios range ([@]start:end); what it measures is in the plugin's description
+    #[arg(short = 'c', long, value_name = "RANGE", allow_hyphen_values = true)]
+    pub critical: Option<Threshold>,
+
+    /// The plugin's own deadline; on expiry it reports STATE (ok, warning, critical, unknown)
+    #[arg(
+        short = 't',
+        long,
+        value_name = "SECONDS[:STATE]",
+        default_value = "10"
+    )]
+    pub timeout: Timeout,
+
+    /// More output: -v lists every finding, -vv and -vvv add detail
+    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Prefix for perfdata labels (default: derived from the selector)
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
+
+    /// Read process facts below this directory instead of /proc (for tests)
+    #[arg(long, value_name = "DIR", default_value = "/proc", hide = true)]
+    pub proc_root: PathBuf,
+}
+
+/// `-t SECONDS[:STATE]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timeout {
+    /// How long the plugin may run.
+    pub duration: Duration,
+    /// The state reported when it runs out.
+    pub state: Status,
+}
+
+impl FromStr for Timeout {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (secs, state) = match text.split_once(':') {
+            Some((secs, state)) => {
+                let state = Status::parse_name(state).ok_or_else(|| {
+                    format!("timeout state {state:?} is not one of ok, warning, critical, unknown")
+                })?;
+                (secs, state)
+            }
+            None => (text, Status::Unknown),
+        };
+        let secs: f64 = secs
+            .parse()
+            .map_err(|_| format!("timeout {secs:?} is not a number of seconds"))?;
+        if !(secs > 0.0 && secs <= 86_400.0) {
+            return Err(format!(
+                "timeout {secs} must be above 0 and at most 86400 seconds"
+            ));
+        }
+        Ok(Timeout {
+            duration: Duration::from_secs_f64(secs),
+            state,
+        })
+    }
+}
+
+impl fmt::Display for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}s",
+            crate::perfdata::format_number(self.duration.as_secs_f64())
+        )
+    }
+}
+
+/// A duration as `90s`, `10m`, `1h`, `1d` or plain seconds (`2.5`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(text.len()),
+    );
+    let factor = match unit {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        _ => {
+            return Err(format!(
+                "duration {text:?} has an unknown unit; use s, m, h or d (e.g. 90s, 10m, 1h)"
+            ))
+        }
+    };
+    match number.parse::<f64>() {
+        Ok(n) if n >= 0.0 && n.is_finite() => Ok(Duration::from_secs_f64(n * factor)),
+        _ => Err(format!(
+            "duration {text:?} is not valid; use e.g. 90s, 10m, 1h, 1d"
+        )),
+    }
+}
+
+/// A duration for people: `41s`, `2m10s`, `3h05m`, `2d4h`.
+pub fn format_duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 if s % 60 == 0 => format!("{}m", s / 60),
+        60..=3599 => format!("{}m{}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts() {
+        let t: Timeout = "10".parse().unwrap();
+        assert_eq!(
+            (t.duration, t.state),
+            (Duration::from_secs(10), Status::Unknown)
+        );
+        let t: Timeout = "5:critical".parse().unwrap();
+        assert_eq!(
+            (t.duration, t.state),
+            (Duration::from_secs(5), Status::Critical)
+        );
+        assert_eq!("0.5".parse::<Timeout>().unwrap().to_string(), "0.5s");
+        for bad in ["0", "-1", "abc", "5:bad", "nan", "inf"] {
+            assert!(bad.parse::<Timeout>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        for bad in ["", "1y", "m", "-1s", "1h30m"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_duration(41.0), "41s");
+        assert_eq!(format_duration(130.0), "2m10s");
+        assert_eq!(format_duration(600.0), "10m");
+        assert_eq!(format_duration(3.0 * 3600.0 + 300.0), "3h05m");
+        assert_eq!(format_duration(2.0 * 86_400.0 + 4.0 * 3600.0), "2d4h");
+    }
+}

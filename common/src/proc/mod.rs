@@ -1,0 +1,382 @@
+//! Reading /proc through one root that tests can replace (the hidden `--proc-root`).
+//!
+//! Files are read whole into memory at this boundary, so an I/O error is never mistaken for
+//! the end of a file, and then parsed with procfs' parsers or our own where procfs lacks the
+//! fact. Every error carries the path it came from.
+
+pub mod limits;
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use procfs::FromRead;
+
+use crate::error::CheckError;
+pub use limits::{Limits, Rlimit};
+
+/// `statfs` magic of the real procfs.
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// A /proc tree: the real one, or a fixture tree in tests.
+#[derive(Debug, Clone)]
+pub struct ProcRoot {
+    path: PathBuf,
+    is_procfs: bool,
+}
+
+impl ProcRoot {
+    /// Opens the tree at `path` (normally `/proc`).
+    pub fn new(path: impl Into<PathBuf>) -> ProcRoot {
+        let path = path.into();
+        let is_procfs = fs_magic(&path) == Some(PROC_SUPER_MAGIC);
+        ProcRoot { path, is_procfs }
+    }
+
+    /// The directory this tree is rooted at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads a file below the root, e.g. `sys/fs/file-nr`.
+    pub fn read(&self, rel: &str) -> Result<String, CheckError> {
+        read_file(&self.path.join(rel))
+    }
+
+    /// Reads a file below the root holding one unsigned number (e.g. `sys/fs/nr_open`).
+    pub fn read_u64(&self, rel: &str) -> Result<u64, CheckError> {
+        let text = self.read(rel)?;
+        text.trim().parse().map_err(|_| {
+            CheckError::parse(
+                self.path.join(rel),
+                format!("expected a number, found {:?}", text.trim()),
+            )
+        })
+    }
+
+    /// The PIDs of all processes (thread-group leaders; /proc lists no threads at its top).
+    pub fn pids(&self) -> Result<Vec<i32>, CheckError> {
+        let entries = fs::read_dir(&self.path).map_err(|e| CheckError::io(&self.path, e))?;
+        let mut pids: Vec<i32> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .collect();
+        pids.sort_unstable();
+        Ok(pids)
+    }
+
+    /// A handle on one process (nothing is read yet).
+    pub fn process(&self, pid: i32) -> Process<'_> {
+        Process {
+            root: self,
+            pid,
+            dir: self.path.join(pid.to_string()),
+        }
+    }
+
+    /// Seconds since boot, from `uptime`: the clock process start times are measured on.
+    pub fn uptime_secs(&self) -> Result<f64, CheckError> {
+        let text = self.read("uptime")?;
+        text.split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| {
+                CheckError::parse(
+                    self.path.join("uptime"),
+                    format!("unexpected content {:?}", text.trim()),
+                )
+            })
+    }
+
+    /// The boot id, which changes on every boot.
+    pub fn boot_id(&self) -> Result<String, CheckError> {
+        Ok(self.read("sys/kernel/random/boot_id")?.trim().to_string())
+    }
+
+    /// Boot time in seconds since the epoch (`btime` in `stat`).
+    pub fn boot_time(&self) -> Result<u64, CheckError> {
+        let text = self.read("stat")?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
+            .ok_or_else(|| CheckError::parse(self.path.join("stat"), "no btime line"))
+    }
+
+    /// Whether the tree is the kernel's procfs (and so `stat(fd).st_size` is an fd count).
+    pub fn is_procfs(&self) -> bool {
+        self.is_procfs
+    }
+}
+
+/// Clock ticks per second, the unit of `starttime` in `/proc/PID/stat`.
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
+fn fs_magic(path: &Path) -> Option<i64> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut buf = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: c_path is a valid C string and buf is large enough for a statfs.
+    let rc = unsafe { libc::statfs(c_path.as_ptr(), buf.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statfs returned 0, so it filled buf.
+    #[allow(clippy::useless_conversion)] // f_type is i64 on x86_64, i32/u32 elsewhere
+    Some(i64::from(unsafe { buf.assume_init() }.f_type))
+}
+
+/// Reads a whole file, attaching the path to any error.
+pub fn read_file(path: &Path) -> Result<String, CheckError> {
+    let bytes = fs::read(path).map_err(|e| CheckError::io(path, e))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// One process below a [`ProcRoot`].
+#[derive(Debug, Clone)]
+pub struct Process<'r> {
+    root: &'r ProcRoot,
+    pid: i32,
+    dir: PathBuf,
+}
+
+/// procfs' `/proc/PID/stat` record.
+pub type Stat = procfs::process::Stat;
+/// procfs' `/proc/PID/status` record.
+pub type ProcStatus = procfs::process::Status;
+
+impl Process<'_> {
+    /// The PID.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The path of one of the process's files.
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// Reads one of the process's files whole.
+    pub fn read(&self, file: &str) -> Result<String, CheckError> {
+        read_file(&self.path(file))
+    }
+
+    fn parse<T: FromRead>(&self, file: &str) -> Result<T, CheckError> {
+        let text = self.read(file)?;
+        T::from_read(text.as_bytes()).map_err(|e| CheckError::parse(self.path(file), e.to_string()))
+    }
+
+    /// Whether the process exists.
+    pub fn exists(&self) -> bool {
+        self.dir.exists()
+    }
+
+    /// Resource limits (`/proc/PID/limits`).
+    pub fn limits(&self) -> Result<Limits, CheckError> {
+        let text = self.read("limits")?;
+        Limits::parse(&text).map_err(|msg| CheckError::parse(self.path("limits"), msg))
+    }
+
+    /// `/proc/PID/stat` (comm, ppid, starttime in clock ticks since boot, ...).
+    pub fn stat(&self) -> Result<Stat, CheckError> {
+        self.parse("stat")
+    }
+
+    /// `/proc/PID/status` (uids, gids, supplementary groups, tgid, ppid, ...).
+    pub fn status(&self) -> Result<ProcStatus, CheckError> {
+        self.parse("status")
+    }
+
+    /// The argument vector (empty for kernel threads and zombies).
+    pub fn cmdline(&self) -> Result<Vec<String>, CheckError> {
+        let text = self.read("cmdline")?;
+        Ok(text
+            .split('\0')
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The basename of the executable (`/proc/PID/exe`), when it can be read (it needs
+    /// ptrace access for another user's process).
+    pub fn exe_name(&self) -> Option<String> {
+        let target = fs::read_link(self.path("exe")).ok()?;
+        let name = target.file_name()?.to_string_lossy().into_owned();
+        Some(name.trim_end_matches(" (deleted)").to_string())
+    }
+
+    /// The full executable name: the exe's basename, else argv\[0\]'s, else the 15-character
+    /// `comm`. Unlike `comm` it is not truncated.
+    pub fn name(&self) -> String {
+        if let Some(exe) = self.exe_name() {
+            return exe;
+        }
+        if let Some(argv0) = self.cmdline().ok().and_then(|a| a.into_iter().next()) {
+            if let Some(base) = Path::new(&argv0).file_name() {
+                return base.to_string_lossy().into_owned();
+            }
+        }
+        self.stat()
+            .map(|s| s.comm)
+            .unwrap_or_else(|_| "?".to_string())
+    }
+
+    /// The cgroup paths the process belongs to (`/proc/PID/cgroup`, v1 and v2 lines).
+    pub fn cgroup_paths(&self) -> Result<Vec<String>, CheckError> {
+        let text = self.read("cgroup")?;
+        Ok(text
+            .lines()
+            .filter_map(|l| l.splitn(3, ':').nth(2))
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The systemd unit (service or scope) whose cgroup holds the process, if any.
+    pub fn systemd_unit(&self) -> Result<Option<String>, CheckError> {
+        Ok(self
+            .cgroup_paths()?
+            .iter()
+            .find_map(|p| unit_in_cgroup_path(p)))
+    }
+
+    /// The number of open file descriptors.
+    ///
+    /// On the real procfs of Linux >= 6.2, `stat(/proc/PID/fd).st_size` is the count: O(1)
+    /// whatever the number of fds, and allowed for any user. Elsewhere (older kernels,
+    /// fixture trees, where st_size is 0 or a byte size) the directory is counted.
+    pub fn fd_count(&self) -> Result<u64, CheckError> {
+        let dir = self.path("fd");
+        if self.root.is_procfs {
+            let meta = fs::metadata(&dir).map_err(|e| CheckError::io(&dir, e))?;
+            if meta.len() > 0 {
+                return Ok(meta.len());
+            }
+        }
+        let entries = fs::read_dir(&dir).map_err(|e| CheckError::io(&dir, e))?;
+        let mut count = 0;
+        for entry in entries {
+            entry.map_err(|e| CheckError::io(&dir, e))?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// The targets of the open fds (`socket:[123]`, `pipe:[45]`, `anon_inode:[eventpoll]`,
+    /// `/var/log/app.log`, ...): one readlink per fd, so only for verbose output.
+    pub fn fd_targets(&self) -> Result<Vec<String>, CheckError> {
+        let dir = self.path("fd");
+        let entries = fs::read_dir(&dir).map_err(|e| CheckError::io(&dir, e))?;
+        let mut targets = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| CheckError::io(&dir, e))?;
+            match fs::read_link(entry.path()) {
+                Ok(t) => targets.push(t.to_string_lossy().into_owned()),
+                // The fd was closed between readdir and readlink.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(CheckError::io(entry.path(), e)),
+            }
+        }
+        Ok(targets)
+    }
+
+    /// Seconds since the process started, from its `starttime` and the root's uptime.
+    pub fn age_secs(&self, stat: &Stat) -> Result<f64, CheckError> {
+        let started = stat.starttime as f64 / clock_ticks() as f64;
+        Ok((self.root.uptime_secs()? - started).max(0.0))
+    }
+}
+
+/// The unit named by a cgroup path: the last component that is a service or scope,
+/// e.g. `/system.slice/nginx.service` -> `nginx.service`.
+pub fn unit_in_cgroup_path(path: &str) -> Option<String> {
+    path.split('/')
+        .rev()
+        .find(|c| c.ends_with(".service") || c.ends_with(".scope"))
+        .map(str::to_string)
+}
+
+/// `/proc/sys/fs/file-nr`: allocated file handles and the system-wide maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileNr {
+    /// Allocated file handles (open file descriptions).
+    pub allocated: u64,
+    /// `fs.file-max`.
+    pub max: u64,
+}
+
+impl FileNr {
+    /// Parses the three tab-separated numbers of `file-nr`.
+    pub fn parse(text: &str) -> Result<FileNr, String> {
+        let nums: Vec<u64> = text
+            .split_whitespace()
+            .map(|v| v.parse().map_err(|_| format!("{v:?} is not a number")))
+            .collect::<Result<_, _>>()?;
+        match nums[..] {
+            [allocated, _free, max] => Ok(FileNr { allocated, max }),
+            _ => Err(format!("expected 3 numbers, found {}", nums.len())),
+        }
+    }
+
+    /// Reads it below `root`.
+    pub fn read(root: &ProcRoot) -> Result<FileNr, CheckError> {
+        FileNr::parse(&root.read("sys/fs/file-nr")?)
+            .map_err(|m| CheckError::parse(root.path().join("sys/fs/file-nr"), m))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_nr_as_the_kernel_prints_it() {
+        assert_eq!(
+            FileNr::parse("2599\t0\t2466165\n"),
+            Ok(FileNr {
+                allocated: 2599,
+                max: 2466165
+            })
+        );
+        assert!(FileNr::parse("1\t2\n").is_err());
+        assert!(FileNr::parse("a\t0\t3\n").is_err());
+    }
+
+    #[test]
+    fn units_from_cgroup_paths() {
+        assert_eq!(
+            unit_in_cgroup_path("/system.slice/nginx.service"),
+            Some("nginx.service".into())
+        );
+        assert_eq!(
+            unit_in_cgroup_path(
+                "/user.slice/user-1000.slice/user@1000.service/app.slice/run-r1.scope"
+            ),
+            Some("run-r1.scope".into())
+        );
+        assert_eq!(unit_in_cgroup_path("/"), None);
+    }
+
+    /// Oracle: what we read from /proc/self agrees with the kernel's own answers.
+    #[test]
+    fn self_matches_the_kernel() {
+        let root = ProcRoot::new("/proc");
+        assert!(root.is_procfs());
+        let me = root.process(std::process::id() as i32);
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: rl is a valid rlimit to fill.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) }, 0);
+        let nofile = me.limits().unwrap().nofile();
+        assert_eq!(nofile.soft, Some(rl.rlim_cur));
+        assert_eq!(nofile.hard, Some(rl.rlim_max));
+        assert!(me.fd_count().unwrap() >= 3);
+        assert_eq!(me.stat().unwrap().pid, me.pid());
+        assert!(me.age_secs(&me.stat().unwrap()).unwrap() < 3600.0);
+        assert!(!ProcRoot::new(std::env::temp_dir()).is_procfs());
+    }
+}

@@ -1,0 +1,206 @@
+//! The run harness: the only code that prints a result and exits (spec A1, A6).
+//!
+//! - A panic anywhere becomes `NAME UNKNOWN - internal error: ...`, exit 3.
+//! - Argument errors become `NAME UNKNOWN - invalid arguments: ...` plus usage, exit 3;
+//!   `--help` and `--version` print and exit 3 (never clap's 2, which engines read as CRITICAL).
+//! - A watchdog thread enforces `-t`: a read that blocks (a hung NFS mount, a FIFO) cannot
+//!   be cancelled, so the watchdog prints the timeout result and exits the whole process.
+//! - [`emit`] holds a lock while it writes and exits, so exactly one result is printed and
+//!   the exit code always matches it, even when the timeout fires during printing.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::panic;
+use std::sync::{Mutex, PoisonError};
+use std::thread;
+
+use clap::error::ErrorKind;
+
+use crate::cli::CommonArgs;
+use crate::error::CheckError;
+use crate::report::Report;
+use crate::status::Status;
+
+/// The arguments of a plugin: a clap parser that carries the common options.
+pub trait CheckArgs: clap::Parser {
+    /// The common options (`-t`, `-v`, ...).
+    fn common(&self) -> &CommonArgs;
+}
+
+/// A plugin's check: arguments in, report out.
+pub type Check<A> = fn(&A) -> Result<Report, CheckError>;
+
+static EMIT: Mutex<()> = Mutex::new(());
+
+/// Prints `text` and exits with `status`'s code; never returns, and only the first caller
+/// prints (a second one blocks until the process is gone).
+pub fn emit(text: &str, status: Status) -> ! {
+    let _once = EMIT.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut out = std::io::stdout().lock();
+    // Nothing useful can be done if stdout is gone; the exit code still tells the state.
+    let _ = out.write_all(format!("{text}\n").as_bytes());
+    let _ = out.flush();
+    std::process::exit(status.code())
+}
+
+/// Runs a plugin: parses the process's arguments, enforces the timeout, runs `check` and
+/// exits with its result.
+pub fn run<A: CheckArgs>(name: &'static str, check: Check<A>) -> ! {
+    panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_string());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        emit(
+            &format!("{name} UNKNOWN - internal error: {msg}{at}"),
+            Status::Unknown,
+        )
+    }));
+    let args = match parse::<A>(name, std::env::args_os()) {
+        Ok(args) => args,
+        Err((text, status)) => emit(&text, status),
+    };
+    let timeout = args.common().timeout;
+    thread::spawn(move || {
+        thread::sleep(timeout.duration);
+        emit(
+            &format!(
+                "{name} {} - plugin timed out after {timeout}",
+                timeout.state
+            ),
+            timeout.state,
+        )
+    });
+    // Lets the contract tests prove that a panic becomes UNKNOWN; absent from release builds.
+    if cfg!(debug_assertions) && std::env::var_os("PROCGUARD_TEST_PANIC").is_some() {
+        panic!("injected by PROCGUARD_TEST_PANIC");
+    }
+    let (text, status) = evaluate(name, &args, check);
+    emit(&text, status)
+}
+
+/// Parses `argv` (program name first). On `--help`/`--version` or a bad argument, returns
+/// the text to print and UNKNOWN.
+pub fn parse<A: CheckArgs>(
+    name: &str,
+    argv: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+) -> Result<A, (String, Status)> {
+    A::try_parse_from(argv).map_err(|err| match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            (err.to_string().trim_end().to_string(), Status::Unknown)
+        }
+        _ => (
+            invalid_arguments(name, &err.render().to_string()),
+            Status::Unknown,
+        ),
+    })
+}
+
+/// `NAME UNKNOWN - invalid arguments: <clap's first line>` and the usage lines.
+fn invalid_arguments(name: &str, rendered: &str) -> String {
+    let mut lines = rendered.lines();
+    let what = lines
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ");
+    let usage: Vec<&str> = lines
+        .skip_while(|l| !l.starts_with("Usage:"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    format!(
+        "{name} UNKNOWN - invalid arguments: {what}\n{}",
+        usage.join("\n")
+    )
+}
+
+/// Runs `check` and renders its report (an error becomes UNKNOWN with its message).
+pub fn evaluate<A: CheckArgs>(name: &str, args: &A, check: Check<A>) -> (String, Status) {
+    match check(args) {
+        Ok(report) => report.render(name, args.common().verbose),
+        Err(err) => (format!("{name} UNKNOWN - {err}"), Status::Unknown),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    #[command(name = "check_demo", version)]
+    struct Args {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[arg(long)]
+        fail: bool,
+    }
+
+    impl CheckArgs for Args {
+        fn common(&self) -> &CommonArgs {
+            &self.common
+        }
+    }
+
+    fn demo(args: &Args) -> Result<Report, CheckError> {
+        if args.fail {
+            return Err(CheckError::Other("cannot read /proc/1/limits: gone".into()));
+        }
+        let mut r = Report::default();
+        r.add(Status::Warning, "something");
+        Ok(r)
+    }
+
+    #[test]
+    fn bad_arguments_are_unknown_with_usage() {
+        let (text, status) = parse::<Args>("DEMO", ["check_demo", "--bogus"]).unwrap_err();
+        assert_eq!(status, Status::Unknown);
+        assert!(text.starts_with("DEMO UNKNOWN - invalid arguments: unexpected argument '--bogus' found\nUsage: check_demo"), "{text}");
+        let (text, _) = parse::<Args>("DEMO", ["check_demo", "-w", "abc"]).unwrap_err();
+        assert!(
+            text.starts_with(
+                "DEMO UNKNOWN - invalid arguments: invalid value 'abc' for '--warning <RANGE>'"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn help_and_version_are_unknown() {
+        let (text, status) = parse::<Args>("DEMO", ["check_demo", "--help"]).unwrap_err();
+        assert_eq!(status, Status::Unknown);
+        assert!(text.contains("Usage: check_demo"));
+        let (text, status) = parse::<Args>("DEMO", ["check_demo", "-V"]).unwrap_err();
+        assert_eq!(
+            (text.as_str(), status),
+            (
+                concat!("check_demo ", env!("CARGO_PKG_VERSION")),
+                Status::Unknown
+            )
+        );
+    }
+
+    #[test]
+    fn errors_become_unknown_and_reports_render() {
+        let args = parse::<Args>("DEMO", ["check_demo", "--fail"]).unwrap();
+        assert_eq!(
+            evaluate("DEMO", &args, demo),
+            (
+                "DEMO UNKNOWN - cannot read /proc/1/limits: gone".to_string(),
+                Status::Unknown
+            )
+        );
+        let args = parse::<Args>("DEMO", ["check_demo"]).unwrap();
+        assert_eq!(
+            evaluate("DEMO", &args, demo),
+            ("DEMO WARNING - something".to_string(), Status::Warning)
+        );
+    }
+}
