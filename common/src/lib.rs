@@ -16,6 +16,8 @@ pub mod report;
 pub mod runner;
 pub mod select;
 pub mod status;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use cli::CommonArgs;
 pub use error::CheckError;

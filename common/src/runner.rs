@@ -98,26 +98,22 @@ pub fn parse<A: CheckArgs>(
             (err.to_string().trim_end().to_string(), Status::Unknown)
         }
         _ => (
-            invalid_arguments(name, &err.render().to_string()),
+            invalid_arguments::<A>(name, &err.render().to_string()),
             Status::Unknown,
         ),
     })
 }
 
-/// `NAME UNKNOWN - invalid arguments: <clap's first line>` and the usage lines.
-fn invalid_arguments(name: &str, rendered: &str) -> String {
-    let mut lines = rendered.lines();
-    let what = lines
+/// `NAME UNKNOWN - invalid arguments: <clap's first line>`, then the short usage.
+fn invalid_arguments<A: CheckArgs>(name: &str, rendered: &str) -> String {
+    let what = rendered
+        .lines()
         .next()
         .unwrap_or_default()
         .trim_start_matches("error: ");
-    let usage: Vec<&str> = lines
-        .skip_while(|l| !l.starts_with("Usage:"))
-        .filter(|l| !l.is_empty())
-        .collect();
+    let usage = A::command().render_usage().to_string();
     format!(
-        "{name} UNKNOWN - invalid arguments: {what}\n{}",
-        usage.join("\n")
+        "{name} UNKNOWN - invalid arguments: {what}\n{usage}\nFor more information, try '--help'."
     )
 }
 
