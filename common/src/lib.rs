@@ -16,6 +16,7 @@ pub mod report;
 pub mod runner;
 pub mod select;
 pub mod status;
+pub mod systemd;
 #[cfg(feature = "testing")]
 pub mod testing;
 

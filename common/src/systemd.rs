@@ -1,0 +1,348 @@
+//! systemd unit properties, read with `systemctl show` (spec B3.3, B4.8).
+//!
+//! The plugins are static binaries and must work where systemd is absent, so nothing here
+//! talks D-Bus: [`show`] runs `systemctl show --property=... UNIT` with a bounded wait and
+//! [`parse_show`] turns its `Key=Value` lines into a map. Parsing is pure so it is tested
+//! against captured output; running is separate so a missing `systemctl`, a host not booted
+//! with systemd, or a hung call each become one clear [`CheckError`] (UNKNOWN) naming the
+//! cause.
+//!
+//! Limits: `LimitNOFILE` is the **hard** limit and `LimitNOFILESoft` the soft one; `infinity`
+//! means no limit (RLIM_INFINITY). Values are in the kernel's units, the same as in
+//! /proc/PID/limits (bytes, seconds, microseconds for RTTIME, the raw 0..40 value for NICE).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::error::CheckError;
+use crate::proc::Rlimit;
+
+/// How long [`show`] waits for `systemctl` before giving up.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The limits.conf item names and systemd's property stem for each (`nofile` ->
+/// `LimitNOFILE` / `LimitNOFILESoft`).
+pub const LIMIT_PROPERTIES: [(&str, &str); 16] = [
+    ("cpu", "LimitCPU"),
+    ("fsize", "LimitFSIZE"),
+    ("data", "LimitDATA"),
+    ("stack", "LimitSTACK"),
+    ("core", "LimitCORE"),
+    ("rss", "LimitRSS"),
+    ("nproc", "LimitNPROC"),
+    ("nofile", "LimitNOFILE"),
+    ("memlock", "LimitMEMLOCK"),
+    ("as", "LimitAS"),
+    ("locks", "LimitLOCKS"),
+    ("sigpending", "LimitSIGPENDING"),
+    ("msgqueue", "LimitMSGQUEUE"),
+    ("nice", "LimitNICE"),
+    ("rtprio", "LimitRTPRIO"),
+    ("rttime", "LimitRTTIME"),
+];
+
+/// systemd's hard-limit property for a limits.conf item (`nofile` -> `LimitNOFILE`).
+pub fn limit_property(item: &str) -> Option<&'static str> {
+    LIMIT_PROPERTIES
+        .iter()
+        .find(|(i, _)| *i == item)
+        .map(|(_, p)| *p)
+}
+
+/// Parses `systemctl show` output: one `Key=Value` per line, split at the first `=` (values
+/// may contain `=`). Blank lines (between units) and lines without `=` are skipped; when a
+/// key repeats, the first value is kept (the first unit's, for a multi-unit call).
+pub fn parse_show(text: &str) -> HashMap<String, String> {
+    let mut map = HashMap::new();
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some((key, value)) = line.split_once('=') {
+            if !key.is_empty() {
+                map.entry(key.to_string())
+                    .or_insert_with(|| value.to_string());
+            }
+        }
+    }
+    map
+}
+
+/// Parses one limit value as `systemctl show` prints it: a decimal number, or `infinity`
+/// (also the raw RLIM_INFINITY, 2^64-1) for no limit (`None`).
+pub fn parse_limit_value(text: &str) -> Result<Option<u64>, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("infinity") {
+        return Ok(None);
+    }
+    match text.parse::<u64>() {
+        Ok(u64::MAX) => Ok(None),
+        Ok(v) => Ok(Some(v)),
+        Err(_) => Err(format!(
+            "limit value {text:?} is neither a number nor \"infinity\""
+        )),
+    }
+}
+
+/// A unit's limit for a limits.conf item from parsed `systemctl show` properties: hard from
+/// `Limit<ITEM>`, soft from `Limit<ITEM>Soft` (equal to hard when an older systemd does not
+/// print the soft property). `Ok(None)` when the properties do not mention the item.
+pub fn unit_limit(props: &HashMap<String, String>, item: &str) -> Result<Option<Rlimit>, String> {
+    let Some(prop) = limit_property(item) else {
+        return Err(format!("{item:?} is not a limit item"));
+    };
+    let Some(hard_text) = props.get(prop) else {
+        return Ok(None);
+    };
+    let hard = parse_limit_value(hard_text).map_err(|e| format!("{prop}: {e}"))?;
+    let soft = match props.get(&format!("{prop}Soft")) {
+        Some(text) => parse_limit_value(text).map_err(|e| format!("{prop}Soft: {e}"))?,
+        None => hard,
+    };
+    Ok(Some(Rlimit { soft, hard }))
+}
+
+/// The `--property=` names to ask for to learn the limits of `items` (hard and soft each).
+pub fn limit_property_names(items: &[&str]) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|i| limit_property(i))
+        .flat_map(|p| [p.to_string(), format!("{p}Soft")])
+        .collect()
+}
+
+/// Runs `systemctl show --property=P1,P2 UNIT` and parses the result; waits at most
+/// [`DEFAULT_TIMEOUT`].
+pub fn show(unit: &str, props: &[&str]) -> Result<HashMap<String, String>, CheckError> {
+    show_with(Path::new("systemctl"), unit, props, DEFAULT_TIMEOUT)
+}
+
+/// [`show`] with the `systemctl` program and the wait chosen by the caller (tests use a
+/// fake `systemctl`). A missing program, a non-zero exit (e.g. the host was not booted with
+/// systemd) or an expired wait is an error naming the cause; the child is killed on expiry.
+pub fn show_with(
+    systemctl: &Path,
+    unit: &str,
+    props: &[&str],
+    timeout: Duration,
+) -> Result<HashMap<String, String>, CheckError> {
+    if unit.is_empty() || unit.starts_with('-') {
+        return Err(CheckError::Config(format!("invalid unit name {unit:?}")));
+    }
+    if let Some(bad) = props
+        .iter()
+        .find(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric()))
+    {
+        return Err(CheckError::Config(format!(
+            "invalid systemd property name {bad:?}"
+        )));
+    }
+    let mut cmd = Command::new(systemctl);
+    cmd.arg("show").arg("--no-pager");
+    if !props.is_empty() {
+        cmd.arg(format!("--property={}", props.join(",")));
+    }
+    let mut child = cmd
+        .arg("--")
+        .arg(unit)
+        .env("LC_ALL", "C")
+        .env("SYSTEMD_COLORS", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                CheckError::Other(format!(
+                    "cannot run {}: not found (systemd is not installed on this host)",
+                    systemctl.display()
+                ))
+            } else {
+                CheckError::io(systemctl, e)
+            }
+        })?;
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                // Bounded: systemctl show output for a few properties is tiny.
+                let _ = p.by_ref().take(1 << 20).read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(CheckError::Other(format!(
+                    "systemctl show {unit} did not answer within {}s",
+                    timeout.as_secs_f64()
+                )));
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(CheckError::io(systemctl, e)),
+        }
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if !status.success() {
+        let why = stderr
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("no message");
+        let code = status
+            .code()
+            .map_or_else(|| "a signal".to_string(), |c| format!("exit {c}"));
+        return Err(CheckError::Other(format!(
+            "systemctl show {unit} failed ({code}): {why}"
+        )));
+    }
+    Ok(parse_show(&stdout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `systemctl show -p LimitNOFILE,LimitNOFILESoft,LimitCORE,LimitCORESoft,NRestarts,
+    /// LoadState,ExecMainStartTimestamp nginx.service` on Debian 12 (systemd 252).
+    const NGINX: &str = "LimitCORE=infinity\nLimitCORESoft=0\nLimitNOFILE=524288\nLimitNOFILESoft=1024\nNRestarts=3\nLoadState=loaded\nExecMainStartTimestamp=Fri 2026-11-27 09:12:01 UTC\nEnvironment=A=1 B=2\n";
+
+    #[test]
+    fn parses_values_with_equals_signs_and_blank_lines() {
+        let p = parse_show(NGINX);
+        assert_eq!(p["NRestarts"], "3");
+        assert_eq!(p["LoadState"], "loaded");
+        assert_eq!(p["Environment"], "A=1 B=2");
+        assert_eq!(p["ExecMainStartTimestamp"], "Fri 2026-11-27 09:12:01 UTC");
+        let two =
+            parse_show("Id=a.service\nNRestarts=1\n\nId=b.service\nNRestarts=9\nno equals\n=x\n");
+        assert_eq!(two["NRestarts"], "1");
+        assert_eq!(two.len(), 2);
+        assert!(parse_show("").is_empty());
+    }
+
+    #[test]
+    fn limit_values_and_infinity() {
+        assert_eq!(parse_limit_value("1024"), Ok(Some(1024)));
+        assert_eq!(parse_limit_value("infinity"), Ok(None));
+        assert_eq!(parse_limit_value("18446744073709551615"), Ok(None));
+        assert_eq!(parse_limit_value(" 0 "), Ok(Some(0)));
+        assert!(parse_limit_value("1k").is_err());
+        assert!(parse_limit_value("").is_err());
+    }
+
+    #[test]
+    fn soft_and_hard_split() {
+        let p = parse_show(NGINX);
+        assert_eq!(
+            unit_limit(&p, "nofile"),
+            Ok(Some(Rlimit {
+                soft: Some(1024),
+                hard: Some(524288)
+            }))
+        );
+        assert_eq!(
+            unit_limit(&p, "core"),
+            Ok(Some(Rlimit {
+                soft: Some(0),
+                hard: None
+            }))
+        );
+        assert_eq!(unit_limit(&p, "nproc"), Ok(None));
+        // Older systemd prints only the hard property: it is both.
+        let old = parse_show("LimitNOFILE=4096\n");
+        assert_eq!(
+            unit_limit(&old, "nofile"),
+            Ok(Some(Rlimit {
+                soft: Some(4096),
+                hard: Some(4096)
+            }))
+        );
+        let bad = parse_show("LimitNOFILE=lots\n");
+        assert!(unit_limit(&bad, "nofile")
+            .unwrap_err()
+            .starts_with("LimitNOFILE: "));
+        assert!(unit_limit(&p, "bogus").is_err());
+        assert_eq!(
+            limit_property_names(&["nofile", "core"]),
+            [
+                "LimitNOFILE",
+                "LimitNOFILESoft",
+                "LimitCORE",
+                "LimitCORESoft"
+            ]
+        );
+    }
+
+    #[test]
+    fn running_errors_name_the_cause() {
+        let missing = show_with(
+            Path::new("/nonexistent/systemctl"),
+            "a.service",
+            &["NRestarts"],
+            DEFAULT_TIMEOUT,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(missing.contains("not found"), "{missing}");
+        let dir = tempfile::tempdir().unwrap();
+        let fake = |name: &str, body: &str| {
+            use std::os::unix::fs::PermissionsExt;
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            path
+        };
+        let failing = fake(
+            "fail",
+            "echo 'System has not been booted with systemd as init system (PID 1). Can'\\''t operate.' >&2; exit 1",
+        );
+        let e = show_with(&failing, "a.service", &["NRestarts"], DEFAULT_TIMEOUT)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "systemctl show a.service failed (exit 1): System has not been booted with systemd as init system (PID 1). Can't operate.");
+        let hung = fake("hang", "exec sleep 30");
+        let started = Instant::now();
+        let e = show_with(&hung, "a.service", &[], Duration::from_millis(200))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did not answer within 0.2s"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // The arguments systemctl gets.
+        let echo = fake("echo", "echo \"Args=$*\"; echo NRestarts=2");
+        let p = show_with(
+            &echo,
+            "web.service",
+            &["NRestarts", "LoadState"],
+            DEFAULT_TIMEOUT,
+        )
+        .unwrap();
+        assert_eq!(
+            p["Args"],
+            "show --no-pager --property=NRestarts,LoadState -- web.service"
+        );
+        assert_eq!(p["NRestarts"], "2");
+        assert!(show_with(&echo, "-x", &[], DEFAULT_TIMEOUT).is_err());
+        assert!(show_with(&echo, "a", &["Bad,Prop"], DEFAULT_TIMEOUT).is_err());
+    }
+}
