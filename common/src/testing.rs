@@ -87,9 +87,13 @@ impl Holder {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: only async-signal-safe calls (setrlimit, open) between fork and exec.
+        // SAFETY: only async-signal-safe calls (close_range, setrlimit, open) between fork
+        // and exec.
         unsafe {
             cmd.pre_exec(move || {
+                // Drop whatever the test harness leaks (cargo's jobserver pipes), so the
+                // child holds exactly `fds`.
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
                 let rl = libc::rlimit {
                     rlim_cur: soft,
                     rlim_max: hard,
@@ -182,13 +186,15 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    let mut cmd = Command::new(bin);
+    cmd.args(args).env_clear().env("LC_ALL", "C");
+    run_command(&mut cmd)
+}
+
+/// Runs a prepared plugin command and asserts the output contract.
+pub fn run_command(cmd: &mut Command) -> Outcome {
     let start = Instant::now();
-    let out = Command::new(bin)
-        .args(args)
-        .env_clear()
-        .env("LC_ALL", "C")
-        .output()
-        .expect("run plugin");
+    let out = cmd.stdin(Stdio::null()).output().expect("run plugin");
     let outcome = Outcome {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -262,7 +268,7 @@ pub fn assert_perfdata_item(item: &str) {
         .unwrap_or(value.len());
     let (number, uom) = value.split_at(digits_end);
     assert!(
-        number == "" && uom == "U" || is_number(number),
+        (number.is_empty() && uom == "U") || is_number(number),
         "{} (value)",
         bad()
     );
