@@ -15,6 +15,7 @@ pub mod range;
 pub mod report;
 pub mod runner;
 pub mod select;
+pub mod state;
 pub mod status;
 pub mod systemd;
 #[cfg(feature = "testing")]

@@ -1,0 +1,865 @@
+//! State files for checks that compare one run with the last (spec A5).
+//!
+//! A check that counts restarts or turns a cumulative counter into a delta must remember what
+//! it saw. The rules here are written once so that no check can get them wrong:
+//!
+//! - **One file per key** in the state directory (`--state-dir`, else `$PROCGUARD_STATE_DIR`,
+//!   else `/var/lib/procguard`), created 0700 if missing. Keys are made file-name safe by
+//!   [`file_stem`].
+//! - **Read-modify-write under an exclusive `flock`** on a separate `<stem>.lock` file (the
+//!   data file itself is replaced on every write, so a lock on it would lock a dead inode):
+//!   parallel runs of the same check serialize and no update is lost.
+//! - **Atomic write**: a temp file in the same directory, fsync, rename over the old file,
+//!   fsync the directory. A crash leaves the old or the new state, never half of one.
+//! - **Versioned format**: an envelope `{"format":"procguard-state","version":1,"key":..,
+//!   "data":..}` around the caller's serde type. Callers evolve their type with
+//!   `#[serde(default)]` fields; an incompatible change bumps [`FORMAT_VERSION`] or uses a
+//!   new key.
+//! - **Corrupt or unreadable file** (truncated, garbage, another format version, a caller
+//!   type that no longer fits, larger than [`MAX_STATE_BYTES`]): moved aside to
+//!   `<stem>.json.corrupt`, the state starts afresh from `T::default()` and
+//!   [`Origin::Reset`] says why, so the check can put it in its output. The run never fails
+//!   because of it, and the next one finds a good file.
+//! - **Refused** (an error, so UNKNOWN, with the reason): a state or lock file that is a
+//!   symbolic link or not a regular file, a state file writable by group or others. Nothing
+//!   is moved or written then: someone has to look.
+//! - **Unwritable directory**: an error naming the path.
+//! - **Size**: the store does not prune; the caller keeps its state bounded inside
+//!   [`StateDir::update`] (e.g. drops events older than its largest window). As a backstop a
+//!   file above [`MAX_STATE_BYTES`] is treated as corrupt.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CheckError;
+
+/// The state directory used when neither `--state-dir` nor the environment names one.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/procguard";
+
+/// The environment variable naming the state directory (below `--state-dir`, above the
+/// default).
+pub const STATE_DIR_ENV: &str = "PROCGUARD_STATE_DIR";
+
+/// The version of the file format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The `format` field of every state file.
+const FORMAT_NAME: &str = "procguard-state";
+
+/// A state file larger than this is not read but moved aside as corrupt: no check keeps
+/// anywhere near this much, so it is a bug or a foreign file.
+pub const MAX_STATE_BYTES: u64 = 4 << 20;
+
+/// `--state-dir DIR`, for checks that keep state; flatten it into the plugin's arguments.
+#[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateArgs {
+    /// Directory for state files, created 0700 if missing [default: $PROCGUARD_STATE_DIR, else /var/lib/procguard]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl StateArgs {
+    /// The directory to use: `--state-dir`, else `$PROCGUARD_STATE_DIR` (if set and not
+    /// empty), else [`DEFAULT_STATE_DIR`].
+    pub fn dir(&self) -> PathBuf {
+        resolve_dir(self.state_dir.as_deref(), std::env::var_os(STATE_DIR_ENV))
+    }
+
+    /// Opens (and if needed creates) the state directory.
+    pub fn open(&self) -> Result<StateDir, CheckError> {
+        StateDir::open(self.dir())
+    }
+}
+
+fn resolve_dir(flag: Option<&Path>, env: Option<OsString>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| env.filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+}
+
+/// An open state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    path: PathBuf,
+}
+
+/// Where the state handed to an update came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// There was no state file: a first run. The state is `T::default()`.
+    New,
+    /// The state file was read.
+    Loaded,
+    /// The state file could not be used; it was moved aside and the state is `T::default()`.
+    Reset {
+        /// Why it could not be used.
+        reason: String,
+        /// Where the old file is now.
+        moved_to: PathBuf,
+    },
+}
+
+impl Origin {
+    /// Whether the state is fresh (`T::default()`): a first run or a reset.
+    pub fn is_fresh(&self) -> bool {
+        !matches!(self, Origin::Loaded)
+    }
+
+    /// A sentence for the check's output when the state was reset, e.g. `state file
+    /// /var/lib/procguard/x.json was corrupt (EOF while parsing ...); moved aside to
+    /// /var/lib/procguard/x.json.corrupt, starting afresh`.
+    pub fn note(&self) -> Option<String> {
+        match self {
+            Origin::Reset { reason, moved_to } => {
+                let original = moved_to.with_extension("");
+                Some(format!(
+                    "state file {} was corrupt ({reason}); moved aside to {}, starting afresh",
+                    original.display(),
+                    moved_to.display()
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What [`StateDir::update`] returns.
+#[derive(Debug)]
+pub struct Updated<R> {
+    /// What the closure returned.
+    pub value: R,
+    /// Where the state it was given came from.
+    pub origin: Origin,
+    /// The state file.
+    pub path: PathBuf,
+}
+
+/// The file envelope, as written.
+#[derive(Serialize)]
+struct EnvelopeOut<'a, T> {
+    format: &'a str,
+    version: u32,
+    key: &'a str,
+    data: &'a T,
+}
+
+/// The file envelope, as read (the data is decoded in a second step, so that the error
+/// can tell a broken file from a caller type that changed).
+#[derive(Deserialize)]
+struct EnvelopeIn {
+    format: String,
+    version: u32,
+    data: serde_json::Value,
+}
+
+impl StateDir {
+    /// Opens the directory `path`, creating it (and missing parents) with mode 0700 if it
+    /// does not exist. A symlink to a directory is followed (a relocated state dir is fine).
+    pub fn open(path: impl Into<PathBuf>) -> Result<StateDir, CheckError> {
+        let path = path.into();
+        match fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(fail(
+                    "cannot use state directory",
+                    &path,
+                    io::Error::from_raw_os_error(libc::ENOTDIR),
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&path)
+                .map_err(|e| fail("cannot create state directory", &path, e))?,
+            Err(e) => return Err(fail("cannot use state directory", &path, e)),
+        }
+        Ok(StateDir { path })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The state file of `key`.
+    pub fn file(&self, key: &str) -> PathBuf {
+        self.path.join(format!("{}.json", file_stem(key)))
+    }
+
+    /// Reads the state of `key` (or `T::default()`), lets `f` change it, and writes it back
+    /// atomically, all under an exclusive lock, so concurrent runs never lose an update.
+    ///
+    /// `f` also gets the [`Origin`] of the state (first run, loaded, reset after a corrupt
+    /// file). The caller bounds the size of `T` inside `f` (drop what it no longer needs).
+    /// Errors (symlinked or group/world-writable state, unwritable directory) name the path
+    /// and mean UNKNOWN; nothing is written then.
+    pub fn update<T, R>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&mut T, &Origin) -> R,
+    ) -> Result<Updated<R>, CheckError>
+    where
+        T: Serialize + DeserializeOwned + Default,
+    {
+        let stem = file_stem(key);
+        let file = self.path.join(format!("{stem}.json"));
+        let _lock = self.lock(&stem)?;
+        let (mut state, origin) = self.load::<T>(&file)?;
+        let value = f(&mut state, &origin);
+        self.store(key, &stem, &file, &state)?;
+        Ok(Updated {
+            value,
+            origin,
+            path: file,
+        })
+    }
+
+    /// Takes the exclusive lock for `stem`; it is released when the returned file is closed.
+    fn lock(&self, stem: &str) -> Result<File, CheckError> {
+        let path = self.path.join(format!("{stem}.lock"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => refused(&path, "it is a symbolic link"),
+                _ => fail("cannot write in state directory: cannot create", &path, e),
+            })?;
+        let meta = file.metadata().map_err(|e| fail("cannot stat", &path, e))?;
+        if !meta.is_file() {
+            return Err(refused(&path, "it is not a regular file"));
+        }
+        loop {
+            // SAFETY: flock on a file descriptor we own.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(file);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(fail("cannot lock", &path, e));
+            }
+        }
+    }
+
+    /// Reads the state file; a file that cannot be used is moved aside (an error only when
+    /// it is refused for safety or cannot be moved).
+    fn load<T: DeserializeOwned + Default>(&self, file: &Path) -> Result<(T, Origin), CheckError> {
+        let problem = match read_checked(file)? {
+            None => return Ok((T::default(), Origin::New)),
+            Some(Ok(bytes)) => match decode::<T>(&bytes) {
+                Ok(state) => return Ok((state, Origin::Loaded)),
+                Err(why) => why,
+            },
+            Some(Err(why)) => why,
+        };
+        let mut aside = file.as_os_str().to_owned();
+        aside.push(".corrupt");
+        let aside = PathBuf::from(aside);
+        fs::rename(file, &aside)
+            .map_err(|e| fail("cannot move aside corrupt state file", file, e))?;
+        Ok((
+            T::default(),
+            Origin::Reset {
+                reason: problem,
+                moved_to: aside,
+            },
+        ))
+    }
+
+    /// Writes the state: temp file, fsync, rename, fsync of the directory.
+    fn store<T: Serialize>(
+        &self,
+        key: &str,
+        stem: &str,
+        file: &Path,
+        state: &T,
+    ) -> Result<(), CheckError> {
+        let envelope = EnvelopeOut {
+            format: FORMAT_NAME,
+            version: FORMAT_VERSION,
+            key,
+            data: state,
+        };
+        let mut bytes = serde_json::to_vec_pretty(&envelope)
+            .map_err(|e| CheckError::Other(format!("cannot encode state for {key:?}: {e}")))?;
+        bytes.push(b'\n');
+        let tmp = self.path.join(format!(".{stem}.json.tmp"));
+        // Only a run holding the lock writes the temp file, so one that exists is left over
+        // from a crash (or planted): remove it, never write through it.
+        match fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail("cannot remove stale temp file", &tmp, e)),
+        }
+        let write = || -> io::Result<()> {
+            let mut out = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp)?;
+            out.write_all(&bytes)?;
+            out.sync_all()
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(fail("cannot write state file", &tmp, e));
+        }
+        if let Err(e) = fs::rename(&tmp, file) {
+            let _ = fs::remove_file(&tmp);
+            return Err(fail("cannot write state file", file, e));
+        }
+        // The rename is durable only once the directory is synced.
+        File::open(&self.path)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| fail("cannot sync state directory", &self.path, e))
+    }
+}
+
+/// Opens and reads a state file without following a symlink or blocking on a FIFO.
+/// `None`: no file. `Some(Err(why))`: a file that cannot be used (to be moved aside).
+/// `Err`: a file refused for safety.
+fn read_checked(file: &Path) -> Result<Option<Result<Vec<u8>, String>>, CheckError> {
+    let mut f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(file)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(refused(file, "it is a symbolic link"))
+        }
+        Err(e) => return Ok(Some(Err(format!("cannot read it: {}", short(&e))))),
+    };
+    let meta = match f.metadata() {
+        Ok(m) => m,
+        Err(e) => return Ok(Some(Err(format!("cannot stat it: {}", short(&e))))),
+    };
+    if !meta.is_file() {
+        return Err(refused(file, "it is not a regular file"));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(refused(
+            file,
+            &format!(
+                "it is writable by group or others (mode {:04o}); chmod 600 it if its content is trusted",
+                meta.mode() & 0o7777
+            ),
+        ));
+    }
+    if meta.len() > MAX_STATE_BYTES {
+        return Ok(Some(Err(format!(
+            "{} bytes, more than the {MAX_STATE_BYTES} a state file may have",
+            meta.len()
+        ))));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    match f.read_to_end(&mut bytes) {
+        Ok(_) => Ok(Some(Ok(bytes))),
+        Err(e) => Ok(Some(Err(format!("cannot read it: {}", short(&e))))),
+    }
+}
+
+/// Decodes the envelope and the caller's state; the error says which part is wrong.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    if bytes.is_empty() {
+        return Err("empty file".to_string());
+    }
+    let envelope: EnvelopeIn =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a state file: {e}"))?;
+    if envelope.format != FORMAT_NAME {
+        return Err(format!("format {:?}, not {FORMAT_NAME:?}", envelope.format));
+    }
+    if envelope.version != FORMAT_VERSION {
+        return Err(format!(
+            "format version {}, this procguard reads version {FORMAT_VERSION}",
+            envelope.version
+        ));
+    }
+    serde_json::from_value(envelope.data).map_err(|e| format!("unexpected content: {e}"))
+}
+
+/// A key as a file name: `[A-Za-z0-9_.-]`, no leading dot, at most 100 characters. A key
+/// that had to be changed gets a hash of the original appended, so two keys that differ
+/// only in unsafe characters (`a/b`, `a_b`) still get different files. Stable across
+/// builds and platforms (FNV-1a, not std's randomized hasher).
+pub fn file_stem(key: &str) -> String {
+    let clean: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let clean = clean.trim_start_matches('.');
+    if clean == key && !clean.is_empty() && clean.len() <= 100 {
+        return clean.to_string();
+    }
+    let short: String = clean.chars().take(80).collect();
+    let sep = if short.is_empty() { "" } else { "-" };
+    format!("{short}{sep}{:016x}", fnv1a(key.as_bytes()))
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// `io::Error` text without the `(os error N)` suffix.
+fn short(e: &io::Error) -> String {
+    let text = e.to_string();
+    text.split(" (os error").next().unwrap_or(&text).to_string()
+}
+
+fn fail(what: &str, path: &Path, e: io::Error) -> CheckError {
+    CheckError::Other(format!("{what} {}: {}", path.display(), short(&e)))
+}
+
+fn refused(path: &Path, why: &str) -> CheckError {
+    CheckError::Other(format!("refusing state file {}: {why}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+
+    #[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
+    #[serde(default)]
+    struct Counter {
+        count: u64,
+        seen: Vec<String>,
+    }
+
+    fn bump(dir: &StateDir, key: &str, who: &str) -> Updated<u64> {
+        dir.update(key, |c: &mut Counter, _| {
+            c.count += 1;
+            c.seen.push(who.to_string());
+            c.count
+        })
+        .unwrap()
+    }
+
+    fn read_counter(path: &Path) -> Counter {
+        decode(&fs::read(path).unwrap()).unwrap()
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn round_trip_first_run_then_loaded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(tmp.path()).unwrap();
+        let first = bump(&dir, "churn.web", "a");
+        assert_eq!((first.value, &first.origin), (1, &Origin::New));
+        assert!(first.origin.is_fresh() && first.origin.note().is_none());
+        assert_eq!(first.path, tmp.path().join("churn.web.json"));
+        let second = bump(&dir, "churn.web", "b");
+        assert_eq!((second.value, &second.origin), (2, &Origin::Loaded));
+        assert_eq!(
+            read_counter(&second.path),
+            Counter {
+                count: 2,
+                seen: vec!["a".into(), "b".into()]
+            }
+        );
+        assert_eq!(mode(&second.path), 0o600);
+        assert_eq!(mode(&tmp.path().join("churn.web.lock")), 0o600);
+        // The envelope is versioned and names the key.
+        let raw: serde_json::Value =
+            serde_json::from_slice(&fs::read(&second.path).unwrap()).unwrap();
+        assert_eq!(raw["format"], "procguard-state");
+        assert_eq!(raw["version"], FORMAT_VERSION);
+        assert_eq!(raw["key"], "churn.web");
+        assert_eq!(raw["data"]["count"], 2);
+        // No temp file is left behind.
+        let names: Vec<String> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains("tmp")), "{names:?}");
+    }
+
+    #[test]
+    fn missing_dir_is_created_0700() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a/b/state");
+        let dir = StateDir::open(&path).unwrap();
+        assert_eq!(mode(&path), 0o700);
+        assert_eq!(mode(&tmp.path().join("a")), 0o700);
+        assert_eq!(bump(&dir, "k", "x").value, 1);
+        // An existing directory is used as it is.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o750)).unwrap();
+        StateDir::open(&path).unwrap();
+        assert_eq!(mode(&path), 0o750);
+    }
+
+    /// The child half of `twenty_concurrent_processes_lose_no_update`: a no-op unless the
+    /// parent test runs it with the environment set.
+    #[test]
+    fn concurrent_child() {
+        let (Some(dir), Some(who)) = (
+            std::env::var_os("PROCGUARD_STATE_TEST_DIR"),
+            std::env::var("PROCGUARD_STATE_TEST_WHO").ok(),
+        ) else {
+            return;
+        };
+        let dir = StateDir::open(PathBuf::from(dir)).unwrap();
+        dir.update("shared", |c: &mut Counter, _| {
+            let before = c.count;
+            // Widen the read-modify-write window: without the lock, runs overlapping here
+            // would all read the same count and lose updates.
+            std::thread::sleep(std::time::Duration::from_millis(15));
+            c.count = before + 1;
+            c.seen.push(who);
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn twenty_concurrent_processes_lose_no_update() {
+        let tmp = tempfile::tempdir().unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let children: Vec<_> = (0..20)
+            .map(|i| {
+                Command::new(&exe)
+                    .args([
+                        "--exact",
+                        "state::tests::concurrent_child",
+                        "--test-threads=1",
+                        "-q",
+                    ])
+                    .env("PROCGUARD_STATE_TEST_DIR", tmp.path())
+                    .env("PROCGUARD_STATE_TEST_WHO", format!("p{i}"))
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut child in children {
+            assert!(child.wait().unwrap().success());
+        }
+        let state = read_counter(&tmp.path().join("shared.json"));
+        assert_eq!(state.count, 20, "{state:?}");
+        let mut seen = state.seen.clone();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 20, "{state:?}");
+    }
+
+    #[test]
+    fn twenty_concurrent_threads_lose_no_update() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(tmp.path()).unwrap();
+        std::thread::scope(|s| {
+            for i in 0..20 {
+                let dir = &dir;
+                s.spawn(move || {
+                    dir.update("shared", |c: &mut Counter, _| {
+                        let before = c.count;
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        c.count = before + 1;
+                        c.seen.push(format!("t{i}"));
+                    })
+                    .unwrap();
+                });
+            }
+        });
+        let state = read_counter(&tmp.path().join("shared.json"));
+        assert_eq!((state.count, state.seen.len()), (20, 20), "{state:?}");
+    }
+
+    /// A broken file is moved aside with its content, the run gets a fresh state and a
+    /// note, and the next run loads the good file written in its place.
+    fn assert_recovers(content: &[u8], reason_has: &str) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(tmp.path()).unwrap();
+        let file = dir.file("k");
+        fs::write(&file, content).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+        let run = bump(&dir, "k", "after");
+        assert_eq!(run.value, 1, "starts afresh");
+        let Origin::Reset { reason, moved_to } = &run.origin else {
+            panic!("expected a reset, got {:?}", run.origin);
+        };
+        assert!(reason.contains(reason_has), "{reason}");
+        assert_eq!(moved_to, &tmp.path().join("k.json.corrupt"));
+        assert_eq!(fs::read(moved_to).unwrap(), content, "evidence kept");
+        let note = run.origin.note().unwrap();
+        assert!(
+            note.starts_with(&format!("state file {} was corrupt (", file.display()))
+                && note.ends_with(&format!(
+                    "moved aside to {}, starting afresh",
+                    moved_to.display()
+                )),
+            "{note}"
+        );
+        let next = bump(&dir, "k", "next");
+        assert_eq!((next.value, next.origin), (2, Origin::Loaded));
+    }
+
+    #[test]
+    fn truncated_file_is_moved_aside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(tmp.path()).unwrap();
+        for i in 0..5 {
+            bump(&dir, "k", &format!("r{i}"));
+        }
+        let good = fs::read(dir.file("k")).unwrap();
+        assert_recovers(&good[..good.len() / 2], "EOF while parsing");
+        assert_recovers(b"", "empty file");
+    }
+
+    #[test]
+    fn garbage_file_is_moved_aside() {
+        assert_recovers(b"\x00\xff\xfegarbage", "not a state file");
+        assert_recovers(b"[1, 2, 3]", "not a state file");
+        assert_recovers(
+            br#"{"format":"procguard-state","version":99,"key":"k","data":{}}"#,
+            "format version 99",
+        );
+        assert_recovers(
+            br#"{"format":"something-else","version":1,"key":"k","data":{}}"#,
+            "format \"something-else\"",
+        );
+        assert_recovers(
+            br#"{"format":"procguard-state","version":1,"key":"k","data":{"count":"many"}}"#,
+            "unexpected content",
+        );
+    }
+
+    #[test]
+    fn oversized_file_is_moved_aside() {
+        let big = vec![b' '; MAX_STATE_BYTES as usize + 1];
+        assert_recovers(&big, "more than the");
+    }
+
+    #[test]
+    fn symlinked_state_file_is_refused_and_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(tmp.path()).unwrap();
+        let target = tmp.path().join("elsewhere");
+        fs::write(&target, "precious").unwrap();
+        std::os::unix::fs::symlink(&target, dir.file("k")).unwrap();
+        let err = dir
+            .update("k", |c: &mut Counter, _| c.count += 1)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "refusing state file {}: it is a symbolic link",
+                dir.file("k").display()
+            )
+        );
+        assert_eq!(fs::read_to_string(&target).unwrap(), "precious");
+        assert!(fs::symlink_metadata(dir.file("k")).unwrap().is_symlink());
+        // A dangling symlink is refused too (it would otherwise create the target).
+        let dangling = tmp.path().join("d.json");
+        std::os::unix::fs::symlink(tmp.path().join("nowhere"), &dangling).unwrap();
+        assert!(dir
+            .update("d", |c: &mut Counter, _| c.count += 1)
+            .unwrap_err()
+            .to_string()
+            .contains("symbolic link"));
+        assert!(!tmp.path().join("nowhere").exists());
+    }
+
+    #[test]
+    fn symlinked_lock_file_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(tmp.path()).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("victim"), tmp.path().join("k.lock")).unwrap();
+        let err = dir
+            .update("k", |c: &mut Counter, _| c.count += 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("k.lock: it is a symbolic link"), "{err}");
+        assert!(!tmp.path().join("victim").exists());
+    }
+
+    #[test]
+    fn group_or_world_writable_state_is_refused() {
+        for bad in [0o620, 0o602, 0o666] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = StateDir::open(tmp.path()).unwrap();
+            bump(&dir, "k", "a");
+            let file = dir.file("k");
+            fs::set_permissions(&file, fs::Permissions::from_mode(bad)).unwrap();
+            let before = fs::read(&file).unwrap();
+            let err = dir
+                .update("k", |c: &mut Counter, _| c.count += 1)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "refusing state file {}: it is writable by group or others (mode 0{bad:o})",
+                    file.display()
+                )),
+                "{err}"
+            );
+            assert_eq!(fs::read(&file).unwrap(), before, "left alone");
+        }
+    }
+
+    #[test]
+    fn fifo_or_directory_in_place_of_the_file_is_refused_without_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(tmp.path()).unwrap();
+        let fifo = std::ffi::CString::new(dir.file("f").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid C string path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let err = dir
+            .update("f", |c: &mut Counter, _| c.count += 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("f.json: it is not a regular file"), "{err}");
+        fs::create_dir(dir.file("d")).unwrap();
+        let err = dir
+            .update("d", |c: &mut Counter, _| c.count += 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("d.json: it is not a regular file"), "{err}");
+    }
+
+    /// The tests run as root, which ignores permission bits, so a mode-0500 directory would
+    /// not show anything. These paths fail for root too: a directory path below a regular
+    /// file (ENOTDIR), a regular file given as the directory, and sysfs, a real directory in
+    /// which the kernel lets nobody create files.
+    #[test]
+    fn unwritable_dir_is_an_error_naming_the_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("plain-file");
+        fs::write(&file, "x").unwrap();
+        let below = file.join("state");
+        let err = StateDir::open(&below).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "cannot use state directory {}: Not a directory",
+                below.display()
+            )
+        );
+        let err = StateDir::open(&file).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "cannot use state directory {}: Not a directory",
+                file.display()
+            )
+        );
+        let sys = Path::new("/sys/kernel");
+        if fs::metadata(sys).is_ok_and(|m| m.is_dir()) {
+            let dir = StateDir::open(sys).unwrap();
+            let err = dir
+                .update("k", |c: &mut Counter, _| c.count += 1)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(
+                    "cannot write in state directory: cannot create /sys/kernel/k.lock: "
+                ),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn stale_temp_file_is_replaced_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(tmp.path()).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("victim"), tmp.path().join(".k.json.tmp"))
+            .unwrap();
+        assert_eq!(bump(&dir, "k", "a").value, 1);
+        assert!(!tmp.path().join("victim").exists());
+        assert!(!tmp.path().join(".k.json.tmp").exists());
+    }
+
+    #[test]
+    fn keys_become_safe_stable_file_names() {
+        assert_eq!(file_stem("restart_churn.web-1"), "restart_churn.web-1");
+        let a = file_stem("restart_churn.--name node --user app");
+        assert!(
+            a.starts_with("restart_churn.--name_node_--user_app-"),
+            "{a}"
+        );
+        assert_eq!(
+            a,
+            file_stem("restart_churn.--name node --user app"),
+            "stable"
+        );
+        // Distinct keys stay distinct after cleaning.
+        assert_ne!(file_stem("a/b"), file_stem("a_b"));
+        assert_ne!(file_stem("a/b"), file_stem("a:b"));
+        for key in [
+            "../../etc/passwd",
+            "..",
+            ".",
+            "",
+            "/",
+            "ünïcode",
+            &"x".repeat(500),
+        ] {
+            let stem = file_stem(key);
+            assert!(
+                !stem.is_empty()
+                    && !stem.starts_with('.')
+                    && stem.len() <= 100
+                    && stem
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)),
+                "{key:?} -> {stem:?}"
+            );
+        }
+        // A known value pins the hash: file names must not change between builds.
+        assert_eq!(file_stem("a/b"), "a_b-e620c3190468cf61");
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn state_dir_from_flag_then_env_then_default() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Args {
+            #[command(flatten)]
+            state: StateArgs,
+        }
+        let a = Args::try_parse_from(["x", "--state-dir", "/tmp/s"]).unwrap();
+        assert_eq!(a.state.state_dir, Some(PathBuf::from("/tmp/s")));
+        assert_eq!(
+            resolve_dir(a.state.state_dir.as_deref(), Some("/env".into())),
+            PathBuf::from("/tmp/s")
+        );
+        assert_eq!(
+            resolve_dir(None, Some("/env".into())),
+            PathBuf::from("/env")
+        );
+        assert_eq!(
+            resolve_dir(None, Some("".into())),
+            PathBuf::from(DEFAULT_STATE_DIR)
+        );
+        assert_eq!(resolve_dir(None, None), PathBuf::from("/var/lib/procguard"));
+        let a = Args::try_parse_from(["x"]).unwrap();
+        assert_eq!(a.state.state_dir, None);
+    }
+}
