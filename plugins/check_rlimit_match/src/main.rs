@@ -1,0 +1,3 @@
+fn main() {
+    procguard_common::run("RLIMIT", check_rlimit_match::check);
+}
