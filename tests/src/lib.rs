@@ -54,3 +54,5 @@ pub fn output_name(plugin: &str) -> &'static str {
         other => panic!("add {other}'s output name to output_name()"),
     }
 }
+
+pub mod generate;
