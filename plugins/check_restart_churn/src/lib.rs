@@ -1,0 +1,257 @@
+//! check_restart_churn: counts every restart of a service, whoever restarts it, and says
+//! what each dead instance looked like.
+//!
+//! Monit counts only its own restarts and forgets them, systemd's `NRestarts` only its
+//! automatic ones, and a process check sees only that *a* process runs. This check keeps
+//! each instance of the service ((boot_id, pid, starttime), spec B3.3) in a state file
+//! (spec A5) and compares every run with the last. The judging is the pure
+//! [`churn::evaluate`]; this file only reads /proc, systemd and the clock, and hands the
+//! state store the closure that judges.
+
+pub mod churn;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use procguard_common::cli::parse_duration;
+use procguard_common::proc::{clock_ticks, ProcRoot};
+use procguard_common::select::Selector;
+use procguard_common::state::StateArgs;
+use procguard_common::{systemd, CheckArgs, CheckError, CommonArgs, Report, Status, Thresholds};
+
+use churn::{NoFile, Now, Observation, Policy, Seen, UnitInfo};
+
+/// Alert when a service keeps being restarted, whoever restarts it.
+///
+/// -w/-c are ranges on the number of restarts within --window (default -w 1 -c 3: more
+/// than 1 restart warns, more than 3 is critical). A restart is a known instance gone and
+/// a new one running (PID reuse is told apart by start time), the service back after being
+/// down, or, with --unit, systemd's NRestarts and main-process start time moving. A new
+/// instance with a lower soft nofile than the one it replaced is CRITICAL whatever the
+/// count; the service not running is CRITICAL. The first run records a baseline.
+#[derive(Parser, Debug)]
+#[command(name = "check_restart_churn", version, about, long_about)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub select: Selector,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+
+    /// Count restarts within this window (90s, 10m, 1h, 1d)
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = positive_duration)]
+    pub window: Duration,
+
+    /// Warn when the service (its oldest process) is younger than this
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub min_uptime: Option<Duration>,
+
+    /// Count a reboot as a restart (otherwise it is only reported)
+    #[arg(long)]
+    pub count_reboots: bool,
+
+    /// Name of the state kept for this service (default: derived from the selectors)
+    #[arg(long, value_name = "NAME")]
+    pub key: Option<String>,
+
+    /// The systemctl program (for tests)
+    #[arg(long, value_name = "PATH", default_value = "systemctl", hide = true)]
+    pub systemctl: PathBuf,
+}
+
+impl CheckArgs for Args {
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!("duration {text:?} must be above 0")),
+        d => Ok(d),
+    }
+}
+
+const DEFAULT_WARNING: &str = "1";
+const DEFAULT_CRITICAL: &str = "3";
+
+/// The systemd properties read with --unit.
+const UNIT_PROPERTIES: [&str; 2] = ["NRestarts", "ExecMainStartTimestampMonotonic"];
+
+impl Args {
+    /// The state key: `restart_churn.` and `--key`, else the selectors as given (stable
+    /// across runs; the store makes it file-name safe).
+    pub fn state_key(&self) -> String {
+        match &self.key {
+            Some(k) => format!("restart_churn.{k}"),
+            None => format!("restart_churn.{}", self.select.describe()),
+        }
+    }
+
+    fn policy(&self) -> Result<Policy, CheckError> {
+        let range = |given: Option<procguard_common::Threshold>, default: &str| {
+            let t = match given {
+                Some(t) => t,
+                None => default.parse().map_err(CheckError::Config)?,
+            };
+            if t.is_percent() {
+                return Err(CheckError::Config(format!(
+                    "threshold {t} is a percentage; -w/-c count restarts"
+                )));
+            }
+            Ok(t.resolve(None))
+        };
+        Ok(Policy {
+            window: self.window.as_secs_f64(),
+            thresholds: Thresholds {
+                warning: range(self.common.warning, DEFAULT_WARNING)?,
+                critical: range(self.common.critical, DEFAULT_CRITICAL)?,
+            },
+            min_uptime: self.min_uptime.map(|d| d.as_secs_f64()),
+            count_reboots: self.count_reboots,
+            label: self.common.label.clone(),
+        })
+    }
+}
+
+/// The check.
+pub fn check(args: &Args) -> Result<Report, CheckError> {
+    if args.select.is_empty() {
+        return Err(CheckError::Config(
+            "no service selected; give --pidfile, --name, --cmdline, --unit, --user, --ppid or --pid".into(),
+        ));
+    }
+    let policy = args.policy()?;
+    let root = ProcRoot::new(&args.common.proc_root);
+    let mut selection = Report::default();
+    let selected = args.select.resolve(&root, None, &mut selection)?;
+    // A process that could not be read would look like a restart next time: report it and
+    // leave the state as it is.
+    let unreadable: Vec<String> = selection
+        .findings()
+        .iter()
+        .filter(|f| f.status == Status::Unknown)
+        .map(|f| f.text.clone())
+        .collect();
+    if !unreadable.is_empty() {
+        let mut report = Report::default();
+        for text in unreadable {
+            report.unknown(text);
+        }
+        report.detail("state not updated: this run could not see every process");
+        return Ok(report);
+    }
+    let not_running = selection
+        .findings()
+        .iter()
+        .find(|f| f.status == Status::Critical)
+        .map(|f| f.text.clone());
+    let now = read_now(&root)?;
+    let mut seen = Vec::new();
+    for s in &selected {
+        let p = root.process(s.pid);
+        let fds = p.fd_count();
+        let limits = p.limits();
+        if [fds.as_ref().err(), limits.as_ref().err()]
+            .into_iter()
+            .flatten()
+            .any(CheckError::is_not_found)
+        {
+            continue; // exited while we looked
+        }
+        seen.push(Seen {
+            pid: s.pid,
+            starttime: s.starttime,
+            name: s.name.clone(),
+            fds: fds.ok(),
+            nofile: limits.ok().map(|l| {
+                let n = l.nofile();
+                NoFile {
+                    soft: n.soft,
+                    hard: n.hard,
+                }
+            }),
+        });
+    }
+    let unit = args
+        .select
+        .unit
+        .as_deref()
+        .map(|u| read_unit(&args.systemctl, u));
+    let store = args.state.open()?;
+    let key = args.state_key();
+    let updated = store.update(&key, |state: &mut churn::ChurnState, origin| {
+        let obs = Observation {
+            now,
+            seen,
+            not_running,
+            unit,
+            state_note: origin.note(),
+        };
+        churn::evaluate(state, &obs, &policy)
+    })?;
+    Ok(updated.value)
+}
+
+/// The unit's counters from `systemctl show`, or why they could not be read.
+fn read_unit(systemctl: &std::path::Path, unit: &str) -> Result<UnitInfo, String> {
+    let name = if unit.contains('.') {
+        unit.to_string()
+    } else {
+        format!("{unit}.service")
+    };
+    let props = systemd::show_with(systemctl, &name, &UNIT_PROPERTIES, systemd::DEFAULT_TIMEOUT)
+        .map_err(|e| e.to_string())?;
+    unit_info(&name, &props)
+}
+
+/// Reads the counters out of parsed `systemctl show` properties.
+pub fn unit_info(
+    name: &str,
+    props: &std::collections::HashMap<String, String>,
+) -> Result<UnitInfo, String> {
+    let number = |key: &str| -> Result<Option<u64>, String> {
+        match props.get(key).map(|v| v.trim()) {
+            None | Some("") | Some("[not set]") => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("systemctl show {name}: {key}={v:?} is not a number")),
+        }
+    };
+    Ok(UnitInfo {
+        name: name.to_string(),
+        n_restarts: number("NRestarts")?,
+        main_start_mono: number("ExecMainStartTimestampMonotonic")?,
+    })
+}
+
+/// The clock: wall time, uptime, boot id, and the local zone's offset for showing times.
+fn read_now(root: &ProcRoot) -> Result<Now, CheckError> {
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    Ok(Now {
+        wall,
+        uptime: root.uptime_secs()?,
+        boot_id: root.boot_id()?,
+        clk_tck: clock_ticks(),
+        utc_offset: utc_offset(wall),
+    })
+}
+
+/// Seconds east of UTC at `wall` in the host's zone (0 if unknown).
+fn utc_offset(wall: f64) -> i64 {
+    let t = wall as libc::time_t;
+    // SAFETY: zeroed tm is a valid out-parameter for localtime_r.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers to a time_t and a tm.
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return 0;
+    }
+    tm.tm_gmtoff
+}
