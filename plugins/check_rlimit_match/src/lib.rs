@@ -356,6 +356,7 @@ struct Ctx<'a> {
     conf_warnings: BTreeSet<String>,
     checked: Vec<String>,
     kinds: BTreeSet<String>,
+    compared: usize,
 }
 
 impl<'a> Ctx<'a> {
@@ -381,6 +382,7 @@ impl<'a> Ctx<'a> {
             conf_warnings: BTreeSet::new(),
             checked: Vec::new(),
             kinds: BTreeSet::new(),
+            compared: 0,
         }
     }
 
@@ -469,6 +471,7 @@ impl<'a> Ctx<'a> {
         let mut results: Vec<(Status, String)> = Vec::new();
         let mut below: Vec<&Want> = Vec::new();
         for w in wants {
+            self.compared += 1;
             self.kinds.insert(w.kind.clone());
             let half = if w.hard { "hard" } else { "soft" };
             let mut target = w.value;
@@ -818,7 +821,11 @@ impl<'a> Ctx<'a> {
                 Ok(None) => {
                     report.unknown(format!(
                         "{who}: --systemd: the process is not in a systemd unit's cgroup ({})",
-                        p.cgroup_paths().unwrap_or_default().join(", ")
+                        {
+                            let mut paths = p.cgroup_paths().unwrap_or_default();
+                            paths.dedup();
+                            paths.join(", ")
+                        }
                     ));
                     return;
                 }
@@ -974,6 +981,11 @@ impl<'a> Ctx<'a> {
         } else {
             format!(" ({})", kinds.join(", "))
         };
+        // Nothing was compared (e.g. limits.conf sets nothing for the user): the findings
+        // themselves say so.
+        if self.compared == 0 {
+            return;
+        }
         let summary = match self.checked.len() {
             0 => return,
             1 => format!("{} as expected{kinds}", self.checked[0]),
