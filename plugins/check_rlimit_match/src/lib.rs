@@ -32,21 +32,31 @@ use crate::provenance::{generic_remediation, Supervisor};
 
 /// Alert when a process's resource limits differ from the limits it should have.
 ///
-/// Compares soft and hard values from /proc/PID/limits for each selected process with one or
-/// more expectation sources; every finding names its source:
-///   --expect ITEM=SOFT[:HARD]   exact values (below: CRITICAL, above: WARNING)
-///   --at-least ITEM=SOFT[:HARD] minimum values (below: CRITICAL)
-///   --limits-conf [PATH]        what pam_limits gives the process's user (a minimum)
-///   --systemd [UNIT]            the unit's Limit*= values via systemctl show (exact)
-///   --config FILE               a YAML list of services (see README / examples/services.yaml)
-///   --like-pid / --like-pidfile another process's limits (exact)
-/// Items are limits.conf names (nofile nproc core memlock stack as fsize data rss cpu locks
-/// sigpending msgqueue nice rtprio rttime), values in the kernel's units, `unlimited` for no
-/// limit. When a value is below its expectation the parent chain is walked to name the
-/// ancestor it was inherited from, with a remediation for that supervisor. An expectation
+/// Compares the soft and hard values in /proc/PID/limits of each selected process with
+/// one or more expectation sources; every finding names its source:
+///
+///   --expect ITEM=SOFT[:HARD]    exact values: below CRITICAL, above WARNING
+///   --at-least ITEM=SOFT[:HARD]  minimum values: below CRITICAL
+///   --limits-conf [PATH]         what pam_limits gives the process's user (a minimum)
+///   --systemd [UNIT]             the unit's Limit*= values via systemctl show (exact)
+///   --config FILE [--service N]  a YAML list of services (README, examples/services.yaml)
+///   --like-pid / --like-pidfile  another process's limits (exact)
+///
+/// Items are limits.conf names (nofile nproc core memlock stack as fsize data rss cpu
+/// locks sigpending msgqueue nice rtprio rttime); values are in the kernel's units,
+/// `unlimited` for no limit; HARD left out is not checked.
+///
+/// When a value is below its expectation, the parent chain is walked to name the ancestor
+/// it was inherited from, with a one-line remediation for that supervisor. An expectation
 /// above fs.nr_open (the kernel's nofile ceiling) is a WARNING. -w/-c are not used.
 #[derive(Parser, Debug)]
-#[command(name = "check_rlimit_match", version, about, long_about)]
+#[command(
+    name = "check_rlimit_match",
+    version,
+    about,
+    long_about,
+    verbatim_doc_comment
+)]
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
