@@ -526,12 +526,45 @@ pub fn evaluate(state: &mut ChurnState, obs: &Observation, policy: &Policy) -> R
     if restarts > 0 {
         text.push_str(&hints(&in_window));
     }
-    r.metric(
-        restarts as f64,
-        &policy.thresholds,
-        text.clone(),
-        PerfData::new(&label("restarts"), restarts as f64).min(0.0),
-    );
+    // The finding that leads the summary comes first: down, limit drift, restarts, uptime.
+    let uptime = oldest.as_ref().map_or(0.0, |o| age_of(o).max(0.0));
+    if oldest.is_none() {
+        let why = obs
+            .not_running
+            .as_deref()
+            .map(|w| w.trim_start_matches("not running: ").to_string());
+        let text = match state.last_seen {
+            Some(seen) => {
+                let last = state
+                    .instances
+                    .iter()
+                    .chain(state.departed.iter())
+                    .max_by(|a, b| a.last_seen.total_cmp(&b.last_seen));
+                let mut t = format!(
+                    "not running since {} ({} ago)",
+                    clock_secs(seen, now),
+                    format_duration(now.wall - seen)
+                );
+                if let Some(why) = why {
+                    t.push_str(&format!(": {why}"));
+                }
+                if let Some(last) = last {
+                    t.push_str(&format!(
+                        "; last instance {} lived {}{}",
+                        last.who(),
+                        format_duration(last.lived(None)),
+                        last_seen_at(last.fds, last.nofile)
+                    ));
+                }
+                t
+            }
+            None => format!(
+                "not running: {}",
+                why.unwrap_or_else(|| "no process matches".into())
+            ),
+        };
+        r.add(Status::Critical, text);
+    }
 
     for c in &current {
         if let (Some(d), Some(n)) = (c.drift, c.nofile) {
@@ -556,58 +589,25 @@ pub fn evaluate(state: &mut ChurnState, obs: &Observation, policy: &Policy) -> R
         }
     }
 
-    let uptime = oldest.as_ref().map_or(0.0, |o| age_of(o).max(0.0));
-    match &oldest {
-        None => {
-            let why = obs
-                .not_running
-                .as_deref()
-                .map(|w| w.trim_start_matches("not running: ").to_string());
-            let text = match state.last_seen {
-                Some(seen) => {
-                    let last = state
-                        .instances
-                        .iter()
-                        .chain(state.departed.iter())
-                        .max_by(|a, b| a.last_seen.total_cmp(&b.last_seen));
-                    let mut t = format!(
-                        "not running since {} ({} ago)",
-                        clock_secs(seen, now),
-                        format_duration(now.wall - seen)
-                    );
-                    if let Some(why) = why {
-                        t.push_str(&format!(": {why}"));
-                    }
-                    if let Some(last) = last {
-                        t.push_str(&format!(
-                            "; last instance {} lived {}{}",
-                            last.who(),
-                            format_duration(last.lived(None)),
-                            last_seen_at(last.fds, last.nofile)
-                        ));
-                    }
-                    t
-                }
-                None => format!(
-                    "not running: {}",
-                    why.unwrap_or_else(|| "no process matches".into())
-                ),
-            };
-            r.add(Status::Critical, text);
-        }
-        Some(o) => {
-            if let Some(min) = policy.min_uptime {
-                if uptime < min {
-                    r.add(
-                        Status::Warning,
-                        format!(
-                            "{} up only {} (less than --min-uptime {})",
-                            o.who(),
-                            format_duration(uptime),
-                            span(min)
-                        ),
-                    );
-                }
+    r.metric(
+        restarts as f64,
+        &policy.thresholds,
+        text.clone(),
+        PerfData::new(&label("restarts"), restarts as f64).min(0.0),
+    );
+
+    if let Some(o) = &oldest {
+        if let Some(min) = policy.min_uptime {
+            if uptime < min {
+                r.add(
+                    Status::Warning,
+                    format!(
+                        "{} up only {} (less than --min-uptime {})",
+                        o.who(),
+                        format_duration(uptime),
+                        span(min)
+                    ),
+                );
             }
         }
     }

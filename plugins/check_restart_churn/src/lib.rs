@@ -31,7 +31,15 @@ use churn::{NoFile, Now, Observation, Policy, Seen, UnitInfo};
 /// instance with a lower soft nofile than the one it replaced is CRITICAL whatever the
 /// count; the service not running is CRITICAL. The first run records a baseline.
 #[derive(Parser, Debug)]
-#[command(name = "check_restart_churn", version, about, long_about)]
+// A later option overrides an earlier one: Nagios/Monit command definitions often append
+// to a base command line (`... --key svc` then `--key other`).
+#[command(
+    name = "check_restart_churn",
+    version,
+    about,
+    long_about,
+    args_override_self = true
+)]
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -254,4 +262,163 @@ fn utc_offset(wall: f64) -> i64 {
         return 0;
     }
     tm.tm_gmtoff
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("check_restart_churn").chain(args.iter().copied()))
+            .unwrap()
+    }
+
+    #[test]
+    fn each_option_parses() {
+        let a = parse(&[
+            "--pidfile",
+            "/run/app.pid",
+            "--window",
+            "10m",
+            "--min-uptime",
+            "90s",
+            "--count-reboots",
+            "--key",
+            "web",
+            "--state-dir",
+            "/tmp/s",
+            "-w",
+            "2",
+            "-c",
+            "5",
+        ]);
+        assert_eq!(a.window, Duration::from_secs(600));
+        assert_eq!(a.min_uptime, Some(Duration::from_secs(90)));
+        assert!(a.count_reboots);
+        assert_eq!(a.state.state_dir, Some(PathBuf::from("/tmp/s")));
+        assert_eq!(a.state_key(), "restart_churn.web");
+        let p = a.policy().unwrap();
+        assert_eq!(p.window, 600.0);
+        assert_eq!(p.thresholds.evaluate(2.0), Status::Ok);
+        assert_eq!(p.thresholds.evaluate(3.0), Status::Warning);
+        assert_eq!(p.thresholds.evaluate(6.0), Status::Critical);
+        for bad in [
+            &["--window", "0"][..],
+            &["--window", "1y"],
+            &["--min-uptime", "soon"],
+        ] {
+            assert!(
+                Args::try_parse_from(std::iter::once("x").chain(bad.iter().copied())).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_warn_above_1_and_are_critical_above_3() {
+        let a = parse(&["--name", "node"]);
+        assert_eq!(a.window, Duration::from_secs(3600));
+        let p = a.policy().unwrap();
+        let states: Vec<Status> = (0..5).map(|n| p.thresholds.evaluate(n as f64)).collect();
+        assert_eq!(
+            states,
+            [
+                Status::Ok,
+                Status::Ok,
+                Status::Warning,
+                Status::Warning,
+                Status::Critical
+            ]
+        );
+        let a = parse(&["--name", "node", "-w", "50%"]);
+        assert!(a.policy().unwrap_err().to_string().contains("percentage"));
+    }
+
+    #[test]
+    fn a_later_option_overrides_an_earlier_one() {
+        let a = parse(&[
+            "--pidfile",
+            "/a",
+            "--key",
+            "svc",
+            "--key",
+            "other",
+            "--state-dir",
+            "/x",
+            "--state-dir",
+            "/y",
+        ]);
+        assert_eq!(a.state_key(), "restart_churn.other");
+        assert_eq!(a.state.state_dir, Some(PathBuf::from("/y")));
+    }
+
+    #[test]
+    fn the_state_key_is_derived_from_the_selectors() {
+        let a = parse(&["--name", "node", "--user", "app"]);
+        assert_eq!(a.state_key(), "restart_churn.--name node --user app");
+        assert_eq!(
+            a.state_key(),
+            parse(&["--name", "node", "--user", "app"]).state_key()
+        );
+        assert_ne!(a.state_key(), parse(&["--name", "node"]).state_key());
+        let stem = procguard_common::state::file_stem(&a.state_key());
+        assert!(
+            stem.starts_with("restart_churn.--name_node_--user_app-"),
+            "{stem}"
+        );
+    }
+
+    /// `systemctl show` output as systemd 252 prints it for the properties we ask.
+    const SHOW_FIXTURE: &str = "NRestarts=7\nExecMainStartTimestampMonotonic=5216061817\n";
+
+    #[test]
+    fn unit_counters_from_systemctl_show() {
+        let props = systemd::parse_show(SHOW_FIXTURE);
+        assert_eq!(
+            unit_info("web.service", &props),
+            Ok(UnitInfo {
+                name: "web.service".into(),
+                n_restarts: Some(7),
+                main_start_mono: Some(5_216_061_817),
+            })
+        );
+        // An older systemd without NRestarts, and a unit that never ran.
+        let props = systemd::parse_show("ExecMainStartTimestampMonotonic=0\n");
+        assert_eq!(
+            unit_info("web.service", &props).unwrap(),
+            UnitInfo {
+                name: "web.service".into(),
+                n_restarts: None,
+                main_start_mono: Some(0),
+            }
+        );
+        let props = systemd::parse_show("NRestarts=lots\n");
+        assert_eq!(
+            unit_info("web.service", &props).unwrap_err(),
+            "systemctl show web.service: NRestarts=\"lots\" is not a number"
+        );
+    }
+
+    #[test]
+    fn a_fake_systemctl_is_run_for_the_unit() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("systemctl");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\n[ \"$1 $2 $3 $4\" = 'show --no-pager --property=NRestarts,ExecMainStartTimestampMonotonic --' ] || exit 9\necho \"Unit=$5\"\necho NRestarts=3\necho ExecMainStartTimestampMonotonic=42\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            read_unit(&fake, "web"),
+            Ok(UnitInfo {
+                name: "web.service".into(),
+                n_restarts: Some(3),
+                main_start_mono: Some(42),
+            })
+        );
+        let err = read_unit(&dir.path().join("missing"), "web").unwrap_err();
+        assert!(err.contains("not found"), "{err}");
+    }
 }

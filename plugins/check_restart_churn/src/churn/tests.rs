@@ -522,3 +522,25 @@ fn times_and_spans_for_people() {
     assert_eq!(span(90.0), "1m30s");
     assert_eq!(span(5400.0), "90m");
 }
+
+#[test]
+fn down_and_drift_lead_the_summary_over_the_restart_count() {
+    let mut sim = Sim::new();
+    sim.run(&[sim.started(100, 600.0, 5, 500_000)]);
+    for pid in 101..=104 {
+        sim.advance(60.0);
+        sim.run(&[sim.started(pid, 5.0, 5, 1024)]);
+    }
+    sim.advance(60.0);
+    let out = sim.run(&[sim.started(105, 5.0, 5, 1024)]);
+    assert!(
+        line1(&out).starts_with("RESTART_CHURN CRITICAL - app[105] runs with nofile 1024 since a restart at 12:00 (instances before had 500000) (+1 more)"),
+        "{out:?}"
+    );
+    sim.advance(60.0);
+    let out = sim.run(&[]);
+    assert!(
+        line1(&out).starts_with("RESTART_CHURN CRITICAL - not running since 12:05:00 (1m ago): no process matches --name app; last instance app[105] lived 5s; last seen at 5/1024 open files (+1 more)"),
+        "{out:?}"
+    );
+}
