@@ -463,6 +463,14 @@ impl<'a> Ctx<'a> {
             };
             shown.push(format!("{item} {}", actual.describe()));
             let item_wants: Vec<&Want> = wants.iter().filter(|w| w.item == *item).collect();
+            // limits.conf says itself when it sets nothing; otherwise nothing to compare with
+            // is something the plugin could not find out.
+            if item_wants.is_empty() && job.limits_conf.is_none() {
+                report.unknown(format!(
+                    "{who} {item} {}: no expectation for {item} (name it in --expect/--at-least)",
+                    actual.describe()
+                ));
+            }
             self.compare(report, &p, &who, item, actual, &item_wants);
         }
         self.checked.push(format!("{who} {}", shown.join(", ")));

@@ -123,3 +123,137 @@ fn run_help() -> procguard_common::testing::Outcome {
         elapsed: std::time::Duration::ZERO,
     }
 }
+
+const LOWERED: &str =
+    include_str!("../../../common/tests/fixtures/proc/limits/lowered-nofile-linux-6.18.txt");
+const PID1: &str = include_str!("../../../common/tests/fixtures/proc/limits/pid1-linux-6.18.txt");
+
+/// A fake /proc: init[1] (32768:32768) -> monit[50] (1024:4096) -> node[100] (1024:4096),
+/// fs.nr_open 4096.
+fn fake_proc() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status_template = std::fs::read_to_string("/proc/self/status").expect("status");
+    let process = |pid: u32, ppid: u32, name: &str, limits: &str| {
+        let p = dir.path().join(pid.to_string());
+        std::fs::create_dir_all(&p).expect("mkdir");
+        std::fs::write(p.join("limits"), limits).expect("write");
+        std::fs::write(p.join("cmdline"), format!("/usr/bin/{name}\0-x\0")).expect("write");
+        let mut fields = vec!["0"; 52]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        fields[0] = pid.to_string();
+        fields[1] = format!("({name})");
+        fields[2] = "S".into();
+        fields[3] = ppid.to_string();
+        fields[4] = pid.to_string(); // pgrp
+        fields[5] = "50".into(); // session
+        fields[21] = (1000 + pid).to_string(); // starttime
+        std::fs::write(p.join("stat"), fields.join(" ") + "\n").expect("write");
+        let status: String = status_template
+            .lines()
+            .map(|l| match l.split(':').next() {
+                Some("Name") => format!("Name:\t{name}"),
+                Some("Pid") | Some("Tgid") => {
+                    format!("{}:\t{pid}", l.split(':').next().unwrap_or_default())
+                }
+                Some("PPid") => format!("PPid:\t{ppid}"),
+                Some("Uid") => "Uid:\t4242\t4242\t4242\t4242".to_string(),
+                Some("Gid") => "Gid:\t4242\t4242\t4242\t4242".to_string(),
+                Some("Groups") => "Groups:\t".to_string(),
+                _ => l.to_string(),
+            })
+            .map(|l| l + "\n")
+            .collect();
+        std::fs::write(p.join("status"), status).expect("write");
+        std::fs::write(p.join("cgroup"), "0::/\n").expect("write");
+    };
+    process(1, 0, "init", PID1);
+    process(50, 1, "monit", LOWERED);
+    process(100, 50, "node", LOWERED);
+    std::fs::create_dir_all(dir.path().join("sys/fs")).expect("mkdir");
+    std::fs::write(dir.path().join("sys/fs/nr_open"), "4096\n").expect("write");
+    dir
+}
+
+#[test]
+fn fake_proc_root_provenance_and_nr_open() {
+    let fake = fake_proc();
+    let root = fake.path().to_str().expect("utf-8");
+    let etc = tempfile::tempdir().expect("temp dir");
+    let passwd = etc.path().join("passwd");
+    let group = etc.path().join("group");
+    std::fs::write(&passwd, "app:x:4242:4242::/srv:/bin/sh\n").expect("write");
+    std::fs::write(&group, "app:x:4242:\nweb:x:33:app\n").expect("write");
+    std::fs::create_dir(etc.path().join("limits.d")).expect("mkdir");
+    std::fs::write(
+        etc.path().join("limits.conf"),
+        "@web soft nofile 2048\n@web hard nofile 8192\n",
+    )
+    .expect("write");
+    let args = |extra: &[&str]| -> Vec<String> {
+        [
+            "--proc-root",
+            root,
+            "--passwd-file",
+            passwd.to_str().expect("utf-8"),
+            "--group-file",
+            group.to_str().expect("utf-8"),
+            "--pid",
+            "100",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let o = run_plugin(
+        BIN,
+        args(&[
+            "--limits-conf",
+            etc.path().to_str().expect("utf-8"),
+            "--pam-flavor",
+            "debian",
+        ]),
+    );
+    assert_eq!(o.code, 2, "{}", o.stdout);
+    assert!(
+        o.line1().starts_with("RLIMIT CRITICAL - node[100] nofile soft 1024 < 2048 expected (limits.conf:1 \"@web soft nofile 2048\"), inherited from monit[50] (nofile 1024:4096) (+1 more) | 'node_nofile_soft'=1024;;;0 'node_nofile_hard'=4096;;;0"),
+        "{}",
+        o.stdout
+    );
+    // 8192 > fs.nr_open 4096: a warning naming the line, and the hard value is compared with 4096.
+    assert!(o.stdout.contains("[WARNING] limits.conf:2 \"@web hard nofile 8192\" asks for nofile hard 8192 > fs.nr_open 4096: the kernel cannot grant it"), "{}", o.stdout);
+    assert!(!o.stdout.contains("nofile hard 4096 < "), "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains("chain: node[100] 1024:4096 <- monit[50] 1024:4096 <- init[1] 32768:32768"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("fix (monit): monit[50]"), "{}", o.stdout);
+
+    let ok = run_plugin(
+        BIN,
+        args(&["--expect", "nofile=1024:4096", "--item", "nproc"]),
+    );
+    assert_eq!(
+        ok.code, 3,
+        "nproc has no expectation, but nofile does: {}",
+        ok.stdout
+    );
+    assert!(ok.line1().contains("node[100] nproc "), "{}", ok.stdout);
+    assert!(
+        ok.stdout.contains("no expectation for nproc"),
+        "{}",
+        ok.stdout
+    );
+    let ok = run_plugin(BIN, args(&["--expect", "nofile=1024:4096"]));
+    assert_eq!(ok.code, 0, "{}", ok.stdout);
+    assert!(
+        ok.line1()
+            .starts_with("RLIMIT OK - node[100] nofile 1024:4096 as expected (--expect) | "),
+        "{}",
+        ok.stdout
+    );
+}
