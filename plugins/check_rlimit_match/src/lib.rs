@@ -190,6 +190,12 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
     for job in &jobs {
         ctx.run_job(job, &mut report)?;
     }
+    if ctx.untold > 0 {
+        report.detail(format!(
+            "(chains and fixes of {} more too-low values left out)",
+            ctx.untold
+        ));
+    }
     for w in &ctx.conf_warnings {
         report.detail(format!("limits.conf warning: {w}"));
     }
@@ -367,7 +373,12 @@ struct Ctx<'a> {
     checked: Vec<String>,
     kinds: BTreeSet<String>,
     compared: usize,
+    traced: usize,
+    untold: usize,
 }
+
+/// How many too-low values get their chain and remediation in the long output.
+const MAX_TOLD: usize = 5;
 
 impl<'a> Ctx<'a> {
     fn new(args: &'a Args, root: ProcRoot) -> Ctx<'a> {
@@ -393,6 +404,8 @@ impl<'a> Ctx<'a> {
             checked: Vec::new(),
             kinds: BTreeSet::new(),
             compared: 0,
+            traced: 0,
+            untold: 0,
         }
     }
 
@@ -598,7 +611,14 @@ impl<'a> Ctx<'a> {
         if let Some(e) = &t.error {
             detail.push_str(&format!(" (stopped: {e})"));
         }
-        report.detail(detail);
+        // Many processes from one bad parent would repeat the same story: tell it a few times.
+        self.traced += 1;
+        let tell = self.traced <= MAX_TOLD;
+        if tell {
+            report.detail(detail);
+        } else {
+            self.untold += 1;
+        }
         // What to ask for: the highest expected value of each half, never below the actual.
         let pick = |hard: bool, current: Option<u64>| {
             wants
@@ -633,7 +653,9 @@ impl<'a> Ctx<'a> {
                 p.pid(),
             ),
         };
-        report.detail(line);
+        if tell {
+            report.detail(line);
+        }
         suffix
     }
 
@@ -912,7 +934,12 @@ impl<'a> Ctx<'a> {
                     }
                 }
                 Ok(None) => report.unknown(format!(
-                    "--systemd: systemctl show {unit} printed no {prop}"
+                    "--systemd: systemctl show {unit} printed no {prop}{}",
+                    if unit.ends_with(".scope") {
+                        " (a scope: its processes were not started by systemd, so it has no Limit*= settings)"
+                    } else {
+                        ""
+                    }
                 )),
                 Err(e) => self.once(
                     report,

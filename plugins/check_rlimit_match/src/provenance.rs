@@ -122,6 +122,28 @@ fn orphaned(root: &ProcRoot, pid: i32) -> Option<String> {
             stat.pgrp
         ));
     }
+    // A daemon that detached itself (own session, now a child of init) was started by a
+    // process that has exited, unless PID 1 starts services itself (systemd, container inits).
+    if stat.ppid == 1 && stat.session == pid {
+        let init = root.process(1).name();
+        let starts_services = [
+            "systemd",
+            "init.scope",
+            "tini",
+            "dumb-init",
+            "docker-init",
+            "s6-svscan",
+            "runit",
+            "catatonit",
+        ]
+        .iter()
+        .any(|n| init.starts_with(n));
+        if !starts_services {
+            return Some(format!(
+                "it detached itself (own session, now a child of {now}): the process that started it has exited"
+            ));
+        }
+    }
     None
 }
 

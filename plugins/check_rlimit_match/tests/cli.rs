@@ -133,7 +133,7 @@ const PID1: &str = include_str!("../../../common/tests/fixtures/proc/limits/pid1
 fn fake_proc() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let status_template = std::fs::read_to_string("/proc/self/status").expect("status");
-    let process = |pid: u32, ppid: u32, name: &str, limits: &str| {
+    let process = |pid: u32, ppid: u32, session: u32, name: &str, limits: &str| {
         let p = dir.path().join(pid.to_string());
         std::fs::create_dir_all(&p).expect("mkdir");
         std::fs::write(p.join("limits"), limits).expect("write");
@@ -147,7 +147,7 @@ fn fake_proc() -> tempfile::TempDir {
         fields[2] = "S".into();
         fields[3] = ppid.to_string();
         fields[4] = pid.to_string(); // pgrp
-        fields[5] = "50".into(); // session
+        fields[5] = session.to_string();
         fields[21] = (1000 + pid).to_string(); // starttime
         std::fs::write(p.join("stat"), fields.join(" ") + "\n").expect("write");
         let status: String = status_template
@@ -168,9 +168,11 @@ fn fake_proc() -> tempfile::TempDir {
         std::fs::write(p.join("status"), status).expect("write");
         std::fs::write(p.join("cgroup"), "0::/\n").expect("write");
     };
-    process(1, 0, "init", PID1);
-    process(50, 1, "monit", LOWERED);
-    process(100, 50, "node", LOWERED);
+    process(1, 0, 1, "init", PID1);
+    process(50, 1, 50, "monit", LOWERED);
+    process(100, 50, 50, "node", LOWERED);
+    // A daemon that detached itself: its own session, a child of init.
+    process(200, 1, 200, "daemon", LOWERED);
     std::fs::create_dir_all(dir.path().join("sys/fs")).expect("mkdir");
     std::fs::write(dir.path().join("sys/fs/nr_open"), "4096\n").expect("write");
     dir
@@ -250,6 +252,13 @@ fn fake_proc_root_provenance_and_nr_open() {
     );
     let ok = run_plugin(BIN, args(&["--expect", "nofile=1024:4096"]));
     assert_eq!(ok.code, 0, "{}", ok.stdout);
+    let mut daemon = args(&["--expect", "nofile=4096:4096"]);
+    let at = daemon.iter().position(|a| a == "100").expect("pid arg");
+    daemon[at] = "200".into();
+    let o = run_plugin(BIN, daemon);
+    assert_eq!(o.code, 2, "{}", o.stdout);
+    assert!(o.line1().contains("daemon[200] nofile soft 1024 < 4096 expected (--expect nofile=4096:4096), its starting parent exited"), "{}", o.stdout);
+    assert!(o.stdout.contains("it detached itself (own session, now a child of init[1]): the process that started it has exited"), "{}", o.stdout);
     assert!(
         ok.line1()
             .starts_with("RLIMIT OK - node[100] nofile 1024:4096 as expected (--expect) | "),
