@@ -549,11 +549,12 @@ pub fn evaluate(state: &mut ChurnState, obs: &Observation, policy: &Policy) -> R
                     t.push_str(&format!(": {why}"));
                 }
                 if let Some(last) = last {
+                    // Up to its last sighting: how long it really lived is not known.
                     t.push_str(&format!(
-                        "; last instance {} lived {}{}",
+                        "; last instance {} was up {}{}",
                         last.who(),
                         format_duration(last.lived(None)),
-                        last_seen_at(last.fds, last.nofile)
+                        last_seen_at(last.fds, last.nofile).replacen(';', ",", 1)
                     ));
                 }
                 t
@@ -728,8 +729,10 @@ fn hints(events: &[&Event]) -> String {
         lives.iter().copied().reduce(f64::min),
         lives.iter().copied().reduce(f64::max),
     ) {
-        if lives.len() == 1 || format_duration(min) == format_duration(max) {
+        if lives.len() == 1 {
             out.push_str(&format!("; instance lived {}", format_duration(max)));
+        } else if format_duration(min) == format_duration(max) {
+            out.push_str(&format!("; instances lived {}", format_duration(max)));
         } else {
             out.push_str(&format!(
                 "; instances lived {}-{}",
@@ -754,9 +757,10 @@ fn last_seen_at(fds: Option<u64>, nofile: Option<NoFile>) -> String {
 }
 
 fn describe_event(e: &Event, now: &Now, since_last: Option<f64>) -> String {
+    let arrow = if e.old.is_some() { " ->" } else { "" };
     let new = e
         .new_pid
-        .map(|p| format!(" -> pid {p}"))
+        .map(|p| format!("{arrow} pid {p}"))
         .unwrap_or_default();
     let old = e
         .old
@@ -774,22 +778,23 @@ fn describe_event(e: &Event, now: &Now, since_last: Option<f64>) -> String {
             )
         })
         .unwrap_or_default();
-    let how = match e.kind {
-        Kind::Replaced => "restart",
-        Kind::CameBack => "back after being down",
-        Kind::Inferred => "started since the last run, which saw it down",
-        Kind::Systemd => "restart counted by systemd",
-        Kind::Reboot => "reboot",
-    };
+    let at = clock_secs(e.at, now);
     let count = if e.count > 1 {
         format!(" x{}", e.count)
     } else {
         String::new()
     };
+    let how = match e.kind {
+        Kind::Replaced => format!("restart{count} at {at}"),
+        Kind::CameBack => format!("back after being down{count} at {at}"),
+        Kind::Inferred => format!("started{count} at {at}, after a run that saw it down"),
+        Kind::Systemd => format!("restart{count} counted by systemd, at {at}"),
+        Kind::Reboot => format!("reboot at {at}"),
+    };
     let ago = since_last
         .map(|s| format!(" (last run {} ago)", format_duration(s)))
         .unwrap_or_default();
-    format!("{how}{count} at {}:{old}{new}{ago}", clock(e.at, now))
+    format!("{how}:{old}{new}{ago}")
 }
 
 /// A duration as given on the command line: `1h`, `10m`, `1d`, else `2m10s`.

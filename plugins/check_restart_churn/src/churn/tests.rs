@@ -188,7 +188,7 @@ fn the_restart_itself_is_shown_below_line_one() {
     assert_eq!(
         out.0,
         "RESTART_CHURN OK - app[200] up 20s; 1 restart in 1h; instance lived 10m40s; last seen at 1021/1024 open files | 'restarts'=1;1;3;0 'uptime'=20s;;;0 'instances'=1;;;0\n\
-         restart at 12:00: app[100] (lived 10m40s, last seen at 1021/1024 open files, nofile 1024:4096) -> pid 200 (last run 1m ago)"
+         restart at 12:00:40: app[100] (lived 10m40s, last seen at 1021/1024 open files, nofile 1024:4096) -> pid 200 (last run 1m ago)"
     );
 }
 
@@ -205,7 +205,9 @@ fn pid_reuse_is_a_restart_told_apart_by_start_time() {
     let out = sim.run(&[reused.clone()]);
     assert_eq!(perf(&out, "restarts"), "1;1;3;0", "{out:?}");
     assert!(
-        out.0.contains("restart at 12:00: app[100] (lived 10m50s") && out.0.contains("-> pid 100"),
+        out.0
+            .contains("restart at 12:00:50: app[100] (lived 10m50s")
+            && out.0.contains("-> pid 100"),
         "{out:?}"
     );
     assert_eq!(sim.state.instances[0].starttime, reused.starttime);
@@ -275,7 +277,7 @@ fn down_is_critical_since_last_seen_and_coming_back_is_a_restart() {
     let out = sim.run(&[]);
     assert_eq!(
         line1(&out),
-        "RESTART_CHURN CRITICAL - not running since 12:00:00 (1m30s ago): no process matches --name app; last instance app[100] lived 10m; last seen at 1021/1024 open files | 'restarts'=0;1;3;0 'uptime'=0s;;;0 'instances'=0;;;0"
+        "RESTART_CHURN CRITICAL - not running since 12:00:00 (1m30s ago): no process matches --name app; last instance app[100] was up 10m, last seen at 1021/1024 open files | 'restarts'=0;1;3;0 'uptime'=0s;;;0 'instances'=0;;;0"
     );
     sim.advance(60.0);
     let out = sim.run(&[]);
@@ -290,7 +292,7 @@ fn down_is_critical_since_last_seen_and_coming_back_is_a_restart() {
     assert_eq!(perf(&out, "restarts"), "1;1;3;0");
     assert!(
         out.0
-            .contains("back after being down at 12:03: app[100] (lived 10m, last seen at 1021/1024 open files"),
+            .contains("back after being down at 12:03:00: app[100] (lived 10m, last seen at 1021/1024 open files"),
         "{out:?}"
     );
     assert!(sim.state.departed.is_empty());
@@ -310,8 +312,9 @@ fn never_seen_then_running_is_inferred_from_its_age() {
     let out = sim.run(&[sim.started(100, 10.0, 5, 1024)]);
     assert_eq!(perf(&out, "restarts"), "1;1;3;0", "{out:?}");
     assert!(
-        out.0
-            .contains("started since the last run, which saw it down at 12:00: -> pid 100"),
+        out.0.contains(
+            "started at 12:00:50, after a run that saw it down: pid 100 (last run 1m ago)"
+        ),
         "{out:?}"
     );
 }
@@ -540,7 +543,7 @@ fn down_and_drift_lead_the_summary_over_the_restart_count() {
     sim.advance(60.0);
     let out = sim.run(&[]);
     assert!(
-        line1(&out).starts_with("RESTART_CHURN CRITICAL - not running since 12:05:00 (1m ago): no process matches --name app; last instance app[105] lived 5s; last seen at 5/1024 open files (+1 more)"),
+        line1(&out).starts_with("RESTART_CHURN CRITICAL - not running since 12:05:00 (1m ago): no process matches --name app; last instance app[105] was up 5s, last seen at 5/1024 open files (+1 more)"),
         "{out:?}"
     );
 }
