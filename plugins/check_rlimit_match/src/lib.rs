@@ -174,6 +174,8 @@ struct Want {
     exact: bool,
     source: String,
     kind: String,
+    /// Below it is a WARNING, not CRITICAL (a line the user's pam_limits does not apply).
+    advisory: bool,
 }
 
 /// The check.
@@ -348,6 +350,53 @@ fn items_of(args: &Args, job: &Job) -> Vec<&'static str> {
     items
 }
 
+/// Pushes the minimum expectations a resolution sets for `item` (soft clamped to the
+/// effective hard value); false when it sets nothing.
+fn conf_wants(
+    r: &limits_conf::Resolution,
+    item: &'static str,
+    start: Rlimit,
+    note: &str,
+    out: &mut Vec<Want>,
+) -> bool {
+    let Some(set) = r
+        .items
+        .get(item)
+        .filter(|s| s.soft.is_some() || s.hard.is_some())
+    else {
+        return false;
+    };
+    let eff = r.effective(item, start);
+    if let Some(soft) = &set.soft {
+        let clamped = if eff.soft != soft.value {
+            format!(", clamped to hard {}", show(eff.soft))
+        } else {
+            String::new()
+        };
+        out.push(Want {
+            item,
+            hard: false,
+            value: eff.soft,
+            exact: false,
+            source: format!("{}{clamped}{note}", soft.line.describe()),
+            kind: "limits.conf".into(),
+            advisory: false,
+        });
+    }
+    if let Some(hard) = &set.hard {
+        out.push(Want {
+            item,
+            hard: true,
+            value: hard.value,
+            exact: false,
+            source: format!("{}{note}", hard.line.describe()),
+            kind: "limits.conf".into(),
+            advisory: false,
+        });
+    }
+    true
+}
+
 /// Compares limit values, `None` being unlimited (above every number).
 fn cmp_limit(a: Option<u64>, b: Option<u64>) -> Ordering {
     match (a, b) {
@@ -499,7 +548,7 @@ impl<'a> Ctx<'a> {
         actual: Rlimit,
         wants: &[&Want],
     ) {
-        let mut results: Vec<(Status, String)> = Vec::new();
+        let mut results: Vec<(Status, String, bool)> = Vec::new();
         let mut below: Vec<&Want> = Vec::new();
         for w in wants {
             self.compared += 1;
@@ -521,6 +570,7 @@ impl<'a> Ctx<'a> {
             }
             let a = if w.hard { actual.hard } else { actual.soft };
             let (status, op) = match cmp_limit(a, target) {
+                Ordering::Less if w.advisory => (Status::Warning, "<"),
                 Ordering::Less => (Status::Critical, "<"),
                 Ordering::Greater if w.exact => (Status::Warning, ">"),
                 Ordering::Greater => (Status::Ok, ">="),
@@ -541,18 +591,19 @@ impl<'a> Ctx<'a> {
                     w.source
                 )
             };
-            if status == Status::Critical {
+            let is_below = op == "<";
+            if is_below {
                 below.push(w);
             }
-            results.push((status, text));
+            results.push((status, text, is_below));
         }
         let suffix = if below.is_empty() {
             String::new()
         } else {
             self.provenance(report, p, who, item, actual, &below, wants)
         };
-        for (status, text) in results {
-            if status == Status::Critical {
+        for (status, text, is_below) in results {
+            if is_below {
                 report.add(status, format!("{text}{suffix}"));
             } else {
                 report.add(status, text);
@@ -674,6 +725,7 @@ impl<'a> Ctx<'a> {
                             exact,
                             source: source.clone(),
                             kind: kind.clone(),
+                            advisory: false,
                         });
                     }
                 }
@@ -790,23 +842,11 @@ impl<'a> Ctx<'a> {
             );
             return;
         }
+        let debian_root = self.flavor == Flavor::Debian && id.uid == 0;
+        let upstream = debian_root
+            .then(|| limits_conf::resolve(&files, &id, Flavor::Upstream, nr_open))
+            .filter(|u| u.no_limits.is_none());
         for item in &job.items {
-            let Some(set) = r
-                .items
-                .get(item)
-                .filter(|s| s.soft.is_some() || s.hard.is_some())
-            else {
-                let note = if self.flavor == Flavor::Debian && id.uid == 0 {
-                    " (Debian: '*' and '@group' lines do not apply to root; --pam-flavor upstream applies them)"
-                } else {
-                    ""
-                };
-                report.add(
-                    Status::Ok,
-                    format!("{who} {item}: limits.conf sets nothing for {user}{note}"),
-                );
-                continue;
-            };
             let start = self
                 .pid1
                 .as_ref()
@@ -815,32 +855,31 @@ impl<'a> Ctx<'a> {
                     soft: None,
                     hard: None,
                 });
-            let eff = r.effective(item, start);
-            if let Some(soft) = &set.soft {
-                let clamped = if eff.soft != soft.value {
-                    format!(", clamped to hard {}", show(eff.soft))
-                } else {
-                    String::new()
-                };
-                out.push(Want {
-                    item,
-                    hard: false,
-                    value: eff.soft,
-                    exact: false,
-                    source: format!("{}{clamped}", soft.line.describe()),
-                    kind: "limits.conf".into(),
-                });
+            if conf_wants(&r, item, start, "", out) {
+                continue;
             }
-            if let Some(hard) = &set.hard {
-                out.push(Want {
-                    item,
-                    hard: true,
-                    value: hard.value,
-                    exact: false,
-                    source: hard.line.describe(),
-                    kind: "limits.conf".into(),
-                });
+            // Debian's pam_limits skips '*' and '@group' lines for root. When such lines
+            // would have set the item, a value below them is worth a WARNING: it is what the
+            // file seems to promise (the incident's "root too"), but not what root gets.
+            let skipped = ", not applied to root by Debian's pam_limits";
+            if let Some(u) = &upstream {
+                let before = out.len();
+                if conf_wants(u, item, start, skipped, out) {
+                    for w in &mut out[before..] {
+                        w.advisory = true;
+                    }
+                    continue;
+                }
             }
+            let note = if debian_root {
+                " (Debian: '*' and '@group' lines do not apply to root; --pam-flavor upstream applies them)"
+            } else {
+                ""
+            };
+            report.add(
+                Status::Ok,
+                format!("{who} {item}: limits.conf sets nothing for {user}{note}"),
+            );
         }
     }
 
@@ -930,6 +969,7 @@ impl<'a> Ctx<'a> {
                             exact: true,
                             source: format!("unit {unit} {name}={shown}{note}"),
                             kind: format!("unit {unit}"),
+                            advisory: false,
                         });
                     }
                 }
@@ -1012,6 +1052,7 @@ impl<'a> Ctx<'a> {
                         exact: true,
                         source: format!("like {name} {item} {}", l.describe()),
                         kind: format!("like {name}"),
+                        advisory: false,
                     });
                 }
             }

@@ -206,6 +206,36 @@ fn debian_rule_keeps_wildcard_lines_off_root() {
     ]);
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
+        // The '*' lines do not give root anything: a value below them is only a WARNING.
+        assert_eq!(o.code, 1, "{}", o.stdout);
+        assert!(
+            o.line1().contains(&format!(
+                "sleep[{}] nofile soft 1024 < 500000 expected (limits.conf:1 \"* soft nofile 500000\", not applied to root by Debian's pam_limits), not inherited (",
+                h.pid()
+            )),
+            "{}",
+            o.stdout
+        );
+        let enough = holder(4096, 4096);
+        let conf = limits_dir("* - nofile 2048\n", &[]);
+        let o = run(&[
+            "--pid",
+            &enough.pid().to_string(),
+            "--limits-conf",
+            s(conf.path()),
+            "--pam-flavor",
+            "debian",
+        ]);
+        assert_eq!(o.code, 0, "{}", o.stdout);
+        let conf = limits_dir("alice - nofile 2048\n", &[]);
+        let o = run(&[
+            "--pid",
+            &enough.pid().to_string(),
+            "--limits-conf",
+            s(conf.path()),
+            "--pam-flavor",
+            "debian",
+        ]);
         assert_eq!(o.code, 0, "{}", o.stdout);
         assert!(
             o.line1().contains("limits.conf sets nothing for root (Debian: '*' and '@group' lines do not apply to root"),
