@@ -45,7 +45,8 @@ impl Plugin {
 }
 
 /// Every plugin, sorted by name.
-pub const PLUGINS: &[Plugin] = &[Plugin {
+pub const PLUGINS: &[Plugin] = &[
+    Plugin {
     name: "check_fd_usage",
     command: check_fd_usage::Args::command,
     examples: &[
@@ -83,7 +84,138 @@ pub const PLUGINS: &[Plugin] = &[Plugin {
         ),
     ],
     stateful: false,
-}];
+    },
+    Plugin {
+        name: "check_http_backlog",
+        command: check_http_backlog::Args::command,
+        examples: &[
+            (
+                "check_http_backlog --port 8080",
+                "The accept queue of the listener(s) on port 8080 against their backlog \
+                 (WARNING above 80%, CRITICAL when full) and new listen drops since the last run.",
+            ),
+            (
+                "check_http_backlog --port 8080 --probe -w 1 -c 5",
+                "Also probe http://ADDR:8080/ of the listener; WARNING above 1 s, CRITICAL above \
+                 5 s, and a failed probe says why (refused, timed out after connect, reset...).",
+            ),
+            (
+                "check_http_backlog --pidfile /run/app.pid --url http://127.0.0.1:8080/health",
+                "The listeners of the process in /run/app.pid, and a probe of its health URL.",
+            ),
+            (
+                "check_http_backlog --port 443 --address ::1 --queue-warning 50% --drops-critical 10",
+                "Only the listener serving ::1 port 443; WARNING at half its backlog, CRITICAL at \
+                 10 drops since the last run.",
+            ),
+        ],
+        files: &[
+            (
+                "NETLINK_SOCK_DIAG",
+                "listening TCP sockets with their accept queue, backlog and drop counter \
+                 (no file: a netlink socket)",
+            ),
+            (
+                "/proc/net/tcp, /proc/net/tcp6",
+                "the fallback where sock_diag is unavailable (no backlog there: give --backlog)",
+            ),
+            (
+                "/proc/net/netstat",
+                "ListenOverflows and ListenDrops of the network namespace",
+            ),
+            (
+                "/proc/PID/fd, /proc/PID/limits",
+                "the owner of a listener, and its open fds against its nofile limit",
+            ),
+        ],
+        stateful: true,
+    },
+    Plugin {
+        name: "check_restart_churn",
+        command: check_restart_churn::Args::command,
+        examples: &[
+            (
+                "check_restart_churn --unit app",
+                "Restarts of app.service within the last hour, from its processes and systemd's \
+                 NRestarts: more than 1 warns, more than 3 is critical (the defaults).",
+            ),
+            (
+                "check_restart_churn --pidfile /run/app.pid --window 10m -w 0 -c 2 --min-uptime 5m",
+                "Any restart within 10 minutes warns, more than 2 is critical; also WARNING while \
+                 the service is younger than 5 minutes.",
+            ),
+            (
+                "check_restart_churn --name node --key node_web --state-dir /var/tmp/procguard",
+                "State kept under the key node_web in another directory (the first run records \
+                 a baseline).",
+            ),
+        ],
+        files: &[
+            (
+                "/proc/PID/stat",
+                "each process's start time, to tell a restart from PID reuse",
+            ),
+            (
+                "/proc/PID/limits",
+                "the soft nofile limit, compared across a restart",
+            ),
+            (
+                "/proc/uptime, /proc/sys/kernel/random/boot_id",
+                "process ages, and reboots",
+            ),
+        ],
+        stateful: true,
+    },
+    Plugin {
+        name: "check_rlimit_match",
+        command: check_rlimit_match::Args::command,
+        examples: &[
+            (
+                "check_rlimit_match --pidfile /run/app.pid --at-least nofile=65536",
+                "CRITICAL when the process's soft or hard nofile limit is below 65536, naming the \
+                 ancestor it inherited the limit from and how to fix that supervisor.",
+            ),
+            (
+                "check_rlimit_match --name node --limits-conf",
+                "What pam_limits would give the process's user from /etc/security/limits.conf and \
+                 limits.d, as a minimum.",
+            ),
+            (
+                "check_rlimit_match --unit nginx --systemd",
+                "The unit's LimitNOFILE= and other Limit*= values, via systemctl show, exactly.",
+            ),
+            (
+                "check_rlimit_match --config /etc/procguard/services.yaml --service nginx",
+                "The expectations of one service from a YAML file (an example is in \
+                 /usr/share/doc/procguard/examples/services.yaml).",
+            ),
+            (
+                "check_rlimit_match --name worker --like-pidfile /run/app.pid",
+                "The same limits as the process in /run/app.pid.",
+            ),
+        ],
+        files: &[
+            ("/proc/PID/limits", "the process's soft and hard limits"),
+            (
+                "/proc/PID/stat, /proc/PID/status",
+                "its parent chain and user, to find where a limit was inherited from",
+            ),
+            (
+                "/etc/security/limits.conf, /etc/security/limits.d/*.conf",
+                "pam_limits' configuration (--limits-conf)",
+            ),
+            (
+                "/etc/passwd, /etc/group",
+                "user and group names for limits.conf domains",
+            ),
+            (
+                "/proc/sys/fs/nr_open",
+                "the kernel's ceiling for nofile",
+            ),
+        ],
+        stateful: false,
+    },
+];
 
 /// What a generated file is called and what it holds, relative to the workspace root.
 pub struct Generated {
@@ -262,6 +394,27 @@ pub fn icinga_arguments(p: &Plugin) -> BTreeMap<String, IcingaArgument> {
         let flag = matches!(arg.get_action(), ArgAction::SetTrue | ArgAction::Count);
         if !defaults.is_empty() && !flag {
             let _ = write!(description, " (default: {})", defaults.join(","));
+        }
+        // `--systemd [UNIT]`: Icinga 2 passes the key only with a value, so say which value
+        // means "given alone".
+        let optional_value = arg.get_num_args().is_some_and(|n| n.min_values() == 0);
+        if !flag && optional_value {
+            let alone = cmd
+                .clone()
+                .ignore_errors(true)
+                .try_get_matches_from([p.name.to_string(), format!("--{long}")])
+                .expect("parses with ignore_errors");
+            let missing: Vec<String> = alone
+                .get_raw(arg.get_id().as_str())
+                .into_iter()
+                .flatten()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            let _ = write!(
+                description,
+                " (set to {:?} for the option without a value)",
+                missing.join(",")
+            );
         }
         let kind = match arg.get_action() {
             _ if flag => ArgKind::Flag,

@@ -141,6 +141,19 @@ fn shell_words(line: &str) -> Vec<String> {
     words
 }
 
+/// `$ARGn$` macros replaced by a sample value, 1.
+fn sample_macros(word: &str) -> String {
+    let mut out = word.to_string();
+    while let Some(start) = out.find("$ARG") {
+        let end = out[start + 1..]
+            .find('$')
+            .map(|e| start + e + 2)
+            .unwrap_or_else(|| panic!("unterminated macro in {word}"));
+        out.replace_range(start..end, "1");
+    }
+    out
+}
+
 #[test]
 fn nagios_commands_cover_every_plugin_and_parse() {
     let cfg = read("packaging/nagios/procguard.cfg");
@@ -158,13 +171,7 @@ fn nagios_commands_cover_every_plugin_and_parse() {
         let args: Vec<String> = words[1..]
             .iter()
             .filter(|w| words.len() > 2 || w.as_str() != "$ARG1$")
-            .map(|w| {
-                if w.starts_with("$ARG") {
-                    "1".to_string()
-                } else {
-                    w.clone()
-                }
-            })
+            .map(|w| sample_macros(w))
             .collect();
         assert_parses(p, &args, "Nagios command");
         seen.push(name.to_string());
