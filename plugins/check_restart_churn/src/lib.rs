@@ -29,7 +29,9 @@ use churn::{NoFile, Now, Observation, Policy, Seen, UnitInfo};
 /// a new one running (PID reuse is told apart by start time), the service back after being
 /// down, or, with --unit, systemd's NRestarts and main-process start time moving. A new
 /// instance with a lower soft nofile than the one it replaced is CRITICAL whatever the
-/// count; the service not running is CRITICAL. The first run records a baseline.
+/// count; the service not running is CRITICAL. The first run records a baseline. Select the
+/// service's main process (--pidfile, --unit, or --name with --ppid 1): with several
+/// processes, any of them being replaced is one restart per run.
 #[derive(Parser, Debug)]
 // A later option overrides an earlier one: Nagios/Monit command definitions often append
 // to a base command line (`... --key svc` then `--key other`).
