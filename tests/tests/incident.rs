@@ -296,7 +296,9 @@ fn incident_under_monit_is_caught_then_fixed() {
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let limits_conf = dir.join("limits.conf");
-    std::fs::write(&limits_conf, format!("# what the operators promised\n*    soft nofile {expected}\n*    hard nofile {expected}\n")).unwrap();
+    // Debian's pam_limits skips `*` lines for root, so root gets its own lines ("root too").
+    let promise = format!("*    soft nofile {expected}\n*    hard nofile {expected}\nroot soft nofile {expected}\nroot hard nofile {expected}\n");
+    std::fs::write(&limits_conf, format!("# what the operators promised\n{promise}")).unwrap();
 
     let pidfile = dir.join("svc.pid").display().to_string();
     let d = dir.display();
