@@ -306,12 +306,20 @@ pub fn evaluate(state: &mut ChurnState, obs: &Observation, policy: &Policy) -> R
     for s in &obs.seen {
         let age = (now.uptime - s.starttime as f64 / now.clk_tck.max(1) as f64).max(0.0);
         match state.instances.iter().find(|i| i.same(&now.boot_id, s)) {
-            Some(known) => current.push(Instance {
-                last_seen: now.wall,
-                fds: s.fds.or(known.fds),
-                nofile: s.nofile.or(known.nofile),
-                ..known.clone()
-            }),
+            Some(known) => {
+                let nofile = s.nofile.or(known.nofile);
+                // A drift ends when the running instance gets its limit back (prlimit).
+                let drift = known
+                    .drift
+                    .filter(|d| nofile.is_none_or(|n| n.soft_rank() < d.from.soft_rank()));
+                current.push(Instance {
+                    last_seen: now.wall,
+                    fds: s.fds.or(known.fds),
+                    nofile,
+                    drift,
+                    ..known.clone()
+                });
+            }
             None => {
                 new_idx.push(current.len());
                 current.push(Instance {

@@ -547,3 +547,23 @@ fn down_and_drift_lead_the_summary_over_the_restart_count() {
         "{out:?}"
     );
 }
+
+/// `prlimit --pid N --nofile=500000:500000` on the running instance ends the drift.
+#[test]
+fn raising_the_running_instance_limit_ends_the_drift() {
+    let mut sim = Sim::new();
+    sim.run(&[sim.started(100, 3600.0, 5, 500_000)]);
+    sim.advance(60.0);
+    let mut app = sim.started(200, 5.0, 5, 1024);
+    assert_eq!(sim.run(&[app.clone()]).1, Status::Critical);
+    sim.advance(60.0);
+    assert_eq!(sim.run(&[app.clone()]).1, Status::Critical, "still lowered");
+    app.nofile = Some(NoFile {
+        soft: Some(500_000),
+        hard: Some(500_000),
+    });
+    sim.advance(60.0);
+    let out = sim.run(&[app.clone()]);
+    assert_eq!(out.1, Status::Ok, "{out:?}");
+    assert!(sim.state.instances[0].drift.is_none());
+}
