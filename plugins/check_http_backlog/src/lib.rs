@@ -308,23 +308,25 @@ fn read_listeners(
     Ok((listeners, Source::ProcNetTcp, Some(why_not)))
 }
 
-/// Established connections with local port `port` (what a server on it holds).
-fn established(root: &ProcRoot, source: Source, port: u16) -> Result<usize, CheckError> {
+/// The local addresses of the established connections with local port `port`.
+fn established(root: &ProcRoot, source: Source, port: u16) -> Result<Vec<IpAddr>, CheckError> {
     if source == Source::SockDiag {
         return sock_diag::established_on(port).map_err(|e| CheckError::Other(e.to_string()));
     }
-    let mut n = 0;
+    let mut n = Vec::new();
     for file in ["net/tcp", "net/tcp6"] {
         let text = match root.read(file) {
             Ok(t) => t,
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e),
         };
-        n += procnet::parse_tcp(&text, sock_diag::TCP_ESTABLISHED)
-            .map_err(|m| CheckError::parse(root.path().join(file), m))?
-            .iter()
-            .filter(|r| r.port == port)
-            .count();
+        n.extend(
+            procnet::parse_tcp(&text, sock_diag::TCP_ESTABLISHED)
+                .map_err(|m| CheckError::parse(root.path().join(file), m))?
+                .iter()
+                .filter(|r| r.port == port)
+                .map(|r| r.addr),
+        );
     }
     Ok(n)
 }
@@ -419,6 +421,8 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
         listeners.retain(|l| l.serves(addr));
     }
     let mut owners_known: BTreeMap<u64, Vec<i32>> = BTreeMap::new();
+    // "Nothing listens" is added after the probe's finding, whose words say more.
+    let mut missing: Option<String> = None;
     if !args.select.is_empty() {
         let selected = args
             .select
@@ -442,16 +446,13 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
         owners_known = mine;
         if listeners.is_empty() && report.findings().is_empty() {
             let who: Vec<String> = selected.iter().map(|s| s.display()).collect();
-            report.add(
-                Status::Critical,
-                format!(
-                    "{} holds no TCP listener{}",
-                    who.join(", "),
-                    args.port
-                        .map(|p| format!(" on port {p}"))
-                        .unwrap_or_default()
-                ),
-            );
+            missing = Some(format!(
+                "{} holds no TCP listener{}",
+                who.join(", "),
+                args.port
+                    .map(|p| format!(" on port {p}"))
+                    .unwrap_or_default()
+            ));
         }
     } else if listeners.is_empty() {
         let target = match args.address {
@@ -459,7 +460,7 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
             Some(a) => format!("{a}:{}", args.port.unwrap_or(0)),
             None => format!("port {}", args.port.unwrap_or(0)),
         };
-        report.add(Status::Critical, format!("nothing listens on {target}"));
+        missing = Some(format!("nothing listens on {target}"));
     }
     listeners.sort_by_key(|l| (l.port, l.addr.is_ipv6(), l.addr));
     let labels = stems(&listeners, args.common.label.as_deref());
@@ -507,8 +508,9 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
         critical: Some(Range::above(args.drops_critical.saturating_sub(1) as f64)),
     };
     let probe_failed = probe.as_ref().is_some_and(|(_, p)| !probe_ok(p, args));
-    let mut listener_findings: Vec<(Status, String)> = Vec::new();
+    let mut listener_findings: Vec<(Status, String, Option<u64>)> = Vec::new();
     let mut perf = Vec::new();
+    let mut est_by_port: BTreeMap<u16, Result<Vec<IpAddr>, CheckError>> = BTreeMap::new();
     for (l, stem) in listeners.iter().zip(&labels) {
         let backlog = l.backlog.map(f64::from);
         let q = Thresholds {
@@ -522,7 +524,7 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
                 text = format!("{text} ({} {})", word(status), r.violation());
             }
         }
-        listener_findings.push((status, text));
+        listener_findings.push((status, text, Some(l.inode)));
         perf.push(
             PerfData::new(&format!("{stem}_queue"), f64::from(l.queue))
                 .thresholds(&q)
@@ -545,6 +547,7 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
                                 "{} dropped {new} connection(s) since the last run ({d} in all)",
                                 l.endpoint()
                             ),
+                            None,
                         ));
                     }
                     None => report.verbose_detail(format!(
@@ -555,8 +558,16 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
             }
             None => perf.push(PerfData::unknown(&format!("{stem}_drops"))),
         }
-        match established(&root, source, l.port) {
-            Ok(n) => perf.push(PerfData::new(&format!("{stem}_established"), n as f64).min(0.0)),
+        // One dump per port; only connections to this listener's address count (a client
+        // socket elsewhere may use the same number as its own port).
+        match est_by_port
+            .entry(l.port)
+            .or_insert_with(|| established(&root, source, l.port))
+        {
+            Ok(addrs) => {
+                let n = addrs.iter().filter(|a| l.serves(**a)).count();
+                perf.push(PerfData::new(&format!("{stem}_established"), n as f64).min(0.0));
+            }
             Err(e) => {
                 perf.push(PerfData::unknown(&format!("{stem}_established")));
                 report.verbose_detail(format!("established connections: {e}"));
@@ -578,13 +589,17 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
             if own_counter || listeners.is_empty() {
                 report.verbose_detail(text);
             } else {
-                listener_findings.push((drop_thresholds.evaluate(d.listen_drops as f64), text));
+                listener_findings.push((
+                    drop_thresholds.evaluate(d.listen_drops as f64),
+                    text,
+                    None,
+                ));
             }
         }
     }
 
     // 5. Who holds the listener, when something is wrong (or -v).
-    let anything_wrong = probe_failed || listener_findings.iter().any(|(s, _)| *s != Status::Ok);
+    let anything_wrong = probe_failed || listener_findings.iter().any(|(s, _, _)| *s != Status::Ok);
     let owners = if (anything_wrong || args.common.verbose > 0) && !listeners.is_empty() {
         lookup_owners(&root, &listeners, owners_known, deadline, &mut report)
     } else {
@@ -604,16 +619,28 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
             url,
             p,
             &time_thresholds,
-            diagnosis.as_deref(),
+            diagnosis.as_ref().map(Diagnosis::full).as_deref(),
             &mut perf,
             &prefix,
         );
     }
+    if let Some(m) = missing {
+        report.add(Status::Critical, m);
+    }
     let mut diagnosed = probe_failed;
-    for (status, text) in listener_findings {
+    for (status, text, inode) in listener_findings {
         match &diagnosis {
             Some(d) if status != Status::Ok && !diagnosed => {
-                report.add(status, format!("{text}; {d}"));
+                // The finding of the diagnosed listener already has its queue figures.
+                let why = if inode == Some(d.inode) {
+                    d.owner.clone()
+                } else {
+                    Some(d.full())
+                };
+                match why {
+                    Some(why) => report.add(status, format!("{text}; {why}")),
+                    None => report.add(status, text),
+                }
                 diagnosed = true;
             }
             _ => report.add(status, text),
@@ -736,6 +763,13 @@ fn probe_target(args: &Args, listeners: &[Listener]) -> Option<String> {
     Some(format!("http://{host}:{port}/"))
 }
 
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+    }
+}
+
 fn probe_ok(p: &Probe, args: &Args) -> bool {
     matches!(p.outcome, Outcome::Status(s) if args.expect_status.contains(s))
 }
@@ -760,21 +794,18 @@ fn add_probe(
     let connect = p.connect.map(secs).unwrap_or_default();
     let failure = match &p.outcome {
         Outcome::Status(s) if args.expect_status.contains(*s) => None,
-        Outcome::Status(s) => Some(format!(
-            "HTTP {s} from {url} (expected {})",
-            args.expect_status
-        )),
-        Outcome::Refused => Some(format!("connection refused by {url}")),
-        Outcome::ConnectTimeout => Some(format!("connect timeout after {timeout}s ({url})")),
-        Outcome::NoResponse => Some(format!("connected but no response in {timeout}s ({url})")),
+        Outcome::Status(s) => Some(format!("HTTP {s} (expected {})", args.expect_status)),
+        Outcome::Refused => Some("connection refused".to_string()),
+        Outcome::ConnectTimeout => Some(format!("connect timeout after {timeout}s")),
+        Outcome::NoResponse => Some(format!("connected but no response in {timeout}s")),
         Outcome::Reset => Some(format!(
-            "connection reset before a response (connected in {connect}s; {url})"
+            "connection reset before a response (connected in {connect}s)"
         )),
         Outcome::Closed => Some(format!(
-            "connection closed before a response (connected in {connect}s; {url})"
+            "connection closed before a response (connected in {connect}s)"
         )),
-        Outcome::Incomplete => Some(format!("response incomplete after {timeout}s ({url})")),
-        Outcome::Failed(why) => Some(format!("probe of {url} failed: {why}")),
+        Outcome::Incomplete => Some(format!("response incomplete after {timeout}s")),
+        Outcome::Failed(why) => Some(format!("probe failed: {why}")),
     };
     let phase = |name: &str, d: Option<Duration>| {
         let label = prefix(name);
@@ -795,6 +826,9 @@ fn add_probe(
                 None => text,
             };
             report.add(Status::Critical, text);
+            // The URL is on its own line: on line 1 it could push the diagnosis past the
+            // ~200 bytes that survive.
+            report.detail(format!("probe: {} {url}", method_name(args.method)));
             perf.push(PerfData::unknown(&prefix("time")).thresholds(time_thresholds));
         }
         None => {
@@ -808,7 +842,8 @@ fn add_probe(
             } else {
                 "slow response: "
             };
-            let text = format!("{slow}HTTP {s} in {}s ({url})", secs(p.total));
+            let text = format!("{slow}HTTP {s} in {}s", secs(p.total));
+            report.verbose_detail(format!("probe: {} {url}", method_name(args.method)));
             let perf_time = PerfData::new(&prefix("time"), (total * 1e6).round() / 1e6)
                 .uom(Uom::Seconds)
                 .min(0.0);
@@ -860,7 +895,25 @@ fn lookup_owners(
 }
 
 /// What explains a failure: a full queue, an owner at its fd limit.
-fn diagnose(listeners: &[Listener], owners: &BTreeMap<u64, Vec<Owner>>) -> Option<String> {
+/// The explanation of a failure: one listener's queue and the process holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Diagnosis {
+    inode: u64,
+    queue: String,
+    owner: Option<String>,
+}
+
+impl Diagnosis {
+    /// `accept queue 129/128 full; owner node[2100] at 1024/1024 open files — ...`
+    fn full(&self) -> String {
+        match &self.owner {
+            Some(o) => format!("{}; {o}", self.queue),
+            None => self.queue.clone(),
+        }
+    }
+}
+
+fn diagnose(listeners: &[Listener], owners: &BTreeMap<u64, Vec<Owner>>) -> Option<Diagnosis> {
     // The listener that looks worst: full first, then an owner at its limit, then fullest.
     let at_limit = |l: &Listener| {
         owners
@@ -875,22 +928,28 @@ fn diagnose(listeners: &[Listener], owners: &BTreeMap<u64, Vec<Owner>>) -> Optio
                 .map_or(0, |b| u64::from(l.queue) * 1000 / u64::from(b.max(1))),
         )
     })?;
-    let mut parts = vec![l.queue_words()];
+    let queue = l.queue_words();
     let owner = owners.get(&l.inode).and_then(|os| {
         os.iter()
             .find(|o| o.at_fd_limit())
             .or_else(|| os.first())
             .cloned()
     });
-    match owner {
-        Some(o) if o.at_fd_limit() => parts.push(format!(
-            "owner {} \u{2014} accept() is likely failing with EMFILE",
-            o.describe()
-        )),
-        Some(o) => parts.push(format!("owner {}", o.describe())),
-        None => {}
-    }
-    Some(parts.join("; "))
+    let owner = owner.map(|o| {
+        if o.at_fd_limit() {
+            format!(
+                "owner {} \u{2014} accept() is likely failing with EMFILE",
+                o.describe()
+            )
+        } else {
+            format!("owner {}", o.describe())
+        }
+    });
+    Some(Diagnosis {
+        inode: l.inode,
+        queue,
+        owner,
+    })
 }
 
 fn ok_summary(listeners: &[Listener], probe: Option<&Probe>) -> String {
@@ -1107,12 +1166,12 @@ mod tests {
             }],
         );
         assert_eq!(
-            diagnose(&[l], &owners).unwrap(),
+            diagnose(&[l], &owners).unwrap().full(),
             "accept queue 129/128 full; owner node[2100] at 1024/1024 open files \u{2014} accept() is likely failing with EMFILE"
         );
         let quiet = listener("127.0.0.1", 8080, 0, 128);
         assert_eq!(
-            diagnose(&[quiet], &BTreeMap::new()).unwrap(),
+            diagnose(&[quiet], &BTreeMap::new()).unwrap().full(),
             "accept queue 0/128"
         );
         assert_eq!(diagnose(&[], &owners), None);

@@ -399,28 +399,6 @@ pub fn dump(q: &Query, max_sockets: usize) -> Result<Vec<DiagSocket>, DiagError>
     Ok(last.unwrap_or_default())
 }
 
-/// Like [`dump`] but only counts the sockets (nothing is kept).
-pub fn count(q: &Query) -> Result<usize, DiagError> {
-    let sock = NetlinkSocket::open(Duration::from_secs(2)).map_err(DiagError::Os)?;
-    sock.send(&build_request(q, 1)).map_err(DiagError::Os)?;
-    let mut buf = vec![0u8; RECV_BUF];
-    let mut total = 0;
-    loop {
-        let n = sock.recv(&mut buf).map_err(DiagError::Os)?;
-        let mut r = Replies::default();
-        parse_replies(&buf[..n], 1, &mut r)?;
-        total += r.sockets.len();
-        if r.done {
-            return Ok(total);
-        }
-        if n == 0 {
-            return Err(DiagError::Malformed(
-                "end of stream before NLMSG_DONE".into(),
-            ));
-        }
-    }
-}
-
 fn dump_once(q: &Query, seq: u32, max_sockets: usize) -> Result<Replies, DiagError> {
     let sock = NetlinkSocket::open(Duration::from_secs(2)).map_err(DiagError::Os)?;
     sock.send(&build_request(q, seq)).map_err(DiagError::Os)?;
@@ -495,10 +473,11 @@ pub fn listeners(port: Option<u16>) -> Result<Vec<DiagSocket>, DiagError> {
     Ok(all)
 }
 
-/// ESTABLISHED sockets whose local port is `port` (connections a server on it holds),
-/// counted in the kernel-filtered dump of both families.
-pub fn established_on(port: u16) -> Result<usize, DiagError> {
-    let mut total = 0;
+/// The local addresses of the ESTABLISHED sockets whose local port is `port` (connections a
+/// server on it holds, and any client socket that happens to use that port as its own:
+/// the caller matches the addresses), from the kernel-filtered dumps of both families.
+pub fn established_on(port: u16) -> Result<Vec<IpAddr>, DiagError> {
+    let mut total = Vec::new();
     for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
         let q = Query {
             family,
@@ -507,12 +486,15 @@ pub fn established_on(port: u16) -> Result<usize, DiagError> {
             port: Some(port),
             legacy_port_filter: false,
         };
-        total += match count(&q) {
-            Ok(n) => n,
-            Err(DiagError::Os(e)) if e.raw_os_error() == Some(libc::EINVAL) => count(&Query {
-                legacy_port_filter: true,
-                ..q
-            })?,
+        let found = match dump(&q, 10_000_000) {
+            Ok(s) => s,
+            Err(DiagError::Os(e)) if e.raw_os_error() == Some(libc::EINVAL) => dump(
+                &Query {
+                    legacy_port_filter: true,
+                    ..q
+                },
+                10_000_000,
+            )?,
             Err(DiagError::Os(e))
                 if family == libc::AF_INET6 as u8
                     && matches!(
@@ -520,10 +502,11 @@ pub fn established_on(port: u16) -> Result<usize, DiagError> {
                         Some(libc::ENOENT | libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT)
                     ) =>
             {
-                0
+                Vec::new()
             }
             Err(e) => return Err(e),
         };
+        total.extend(found.into_iter().map(|s| s.addr));
     }
     Ok(total)
 }
