@@ -493,14 +493,23 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
     };
     let boot_id = root.boot_id().unwrap_or_default();
     let key = format!("http_backlog {}", target_key(args));
-    let updated = args
-        .state
-        .open()?
-        .update::<Saved, Deltas>(&key, |saved, _origin| {
+    // A state store that cannot be used (refused, unwritable) costs the deltas only: the
+    // queue and the probe are still evaluated, and UNKNOWN ranks below a CRITICAL.
+    let updated = args.state.open().and_then(|dir| {
+        dir.update::<Saved, Deltas>(&key, |saved, _origin| {
             deltas(saved, &boot_id, host_counters, &listeners)
-        })?;
-    let mut deltas = updated.value;
-    deltas.note = updated.origin.note();
+        })
+    });
+    let deltas = match updated {
+        Ok(u) => Deltas {
+            note: u.origin.note(),
+            ..u.value
+        },
+        Err(e) => {
+            report.unknown(format!("drops not compared with the last run: {e}"));
+            Deltas::default()
+        }
+    };
 
     // 4. Evaluate each listener.
     let drop_thresholds = Thresholds {
@@ -670,13 +679,22 @@ fn word(s: Status) -> &'static str {
 }
 
 fn validate(args: &Args) -> Result<(), CheckError> {
-    let invalid = |m: String| Err(CheckError::Config(format!("invalid arguments: {m}")));
+    // Like clap's own argument errors: the reason, then the short usage.
+    let invalid = |m: String| {
+        let usage = <Args as clap::CommandFactory>::command().render_usage();
+        Err(CheckError::Config(format!(
+            "invalid arguments: {m}\n{usage}\nFor more information, try '--help'."
+        )))
+    };
     if args.port.is_none() && args.select.is_empty() {
         return invalid(
             "give --port PORT or a process selector (--pid, --name, --unit, ...)".into(),
         );
     }
-    if args.probe_timeout.is_zero() || args.probe_timeout >= args.common.timeout.duration {
+    let probing = args.probe || args.url.is_some();
+    if probing
+        && (args.probe_timeout.is_zero() || args.probe_timeout >= args.common.timeout.duration)
+    {
         return invalid(format!(
             "--probe-timeout {}s must be above 0 and below -t {}",
             format_number(args.probe_timeout.as_secs_f64()),
@@ -1052,8 +1070,15 @@ mod tests {
     fn invalid_combinations() {
         let msg = |a: &[&str]| validate(&args(a)).unwrap_err().to_string();
         assert!(msg(&[]).contains("give --port"));
-        assert!(msg(&["--port", "1", "--probe-timeout", "10"]).contains("below -t 10s"));
-        assert!(msg(&["--port", "1", "-t", "3", "--probe-timeout", "3"]).contains("below -t 3s"));
+        assert!(msg(&["--port", "1", "--probe", "--probe-timeout", "10"]).contains("below -t 10s"));
+        // Only a probe needs the probe timeout to fit: a queue-only check may run with -t 1.
+        assert!(validate(&args(&["--port", "1", "-t", "1"])).is_ok());
+        assert!(msg(&["--port", "1", "-t", "1", "--url", "http://x/"]).contains("below -t 1s"));
+        assert!(msg(&[]).contains("\nUsage: check_http_backlog"));
+        assert!(
+            msg(&["--port", "1", "-t", "3", "--probe", "--probe-timeout", "3"])
+                .contains("below -t 3s")
+        );
         assert!(msg(&["--port", "1", "-w", "50%"]).contains("response time in seconds"));
         assert!(msg(&["--port", "1", "--url", "ftp://x/"]).contains("http://"));
         assert!(validate(&args(&["--port", "1", "-t", "6", "--probe-timeout", "5"])).is_ok());
