@@ -792,8 +792,14 @@ fn probe_ok(p: &Probe, args: &Args) -> bool {
     matches!(p.outcome, Outcome::Status(s) if args.expect_status.contains(s))
 }
 
+/// Seconds for the text: milliseconds, or a tenth of one below 10 ms (loopback is fast).
 fn secs(d: Duration) -> String {
-    format_number((d.as_secs_f64() * 1000.0).round() / 1000.0)
+    let scale = if d < Duration::from_millis(10) {
+        10_000.0
+    } else {
+        1000.0
+    };
+    format_number((d.as_secs_f64() * scale).round() / scale)
 }
 
 /// Adds the probe's finding and its timings.

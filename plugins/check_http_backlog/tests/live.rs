@@ -221,6 +221,9 @@ impl Helper {
             cmd.pre_exec(move || {
                 // Die with the test process, whatever happens to it.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                // Close inherited fds (a jobserver pipe, ...) at exec, so the helper's fd table is
+                // its own: at its limit it holds exactly `nofile` fds. (CLOSE_RANGE_CLOEXEC = 4.)
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 4u32);
                 let rl = libc::rlimit {
                     rlim_cur: nofile,
                     rlim_max: nofile,
@@ -327,6 +330,33 @@ fn helper_process() {
                 }
             }
             std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        }
+        ["libuv-server", backlog] => {
+            // libuv at EMFILE: it keeps a spare descriptor, and when accept() fails it closes the
+            // spare, accepts, closes that connection at once and reopens the spare. The queue
+            // stays near empty while every client gets a reset or a close.
+            let l = listen("127.0.0.1:0", backlog.parse().unwrap());
+            let mut spare = Some(std::fs::File::open("/dev/null").unwrap());
+            println!("PORT {}", l.local_addr().unwrap().port());
+            let mut held = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while Instant::now() < deadline {
+                match l.accept() {
+                    Ok((s, _)) => {
+                        held.push(s);
+                        println!("ACCEPTED {}", held.len());
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EMFILE) => {
+                        drop(spare.take());
+                        if let Ok((s, _)) = l.accept() {
+                            drop(s);
+                            println!("CLOSED {}", held.len());
+                        }
+                        spare = std::fs::File::open("/dev/null").ok();
+                    }
+                    Err(_) => {}
+                }
+            }
         }
         ["established", n, src] => {
             let n: usize = n.parse().unwrap();
@@ -756,8 +786,7 @@ fn incident_server_at_its_fd_limit_gets_the_emfile_diagnosis() {
     let want = "connected but no response in 1s; accept queue 4/4; owner ";
     assert!(line1(&o).contains(want), "{o:?}");
     assert!(
-        line1(&o).contains(&format!("[{pid}] at "))
-            && line1(&o).contains("/32 open files \u{2014} accept() is likely failing with EMFILE"),
+        line1(&o).contains(&format!("[{pid}] at 32/32 open files \u{2014} accept() is likely failing with EMFILE"))
         "{o:?}"
     );
     // The probe's own connection filled the queue: now the SYN is dropped.
@@ -779,7 +808,10 @@ fn incident_server_at_its_fd_limit_gets_the_emfile_diagnosis() {
             && line1(&o).contains("accept queue 5/4 full"),
         "{o:?}"
     );
-    assert!(line1(&o).contains(&format!("[{pid}] at ")), "{o:?}");
+    assert!(
+        line1(&o).contains(&format!("[{pid}] at 32/32 open files")),
+        "{o:?}"
+    );
     println!("incident run: {}", o.stdout.trim_end());
     drop(clients);
 }
@@ -825,4 +857,48 @@ fn same_queue_result_with_20000_established_connections() {
     assert_eq!(o.perf(&format!("{port}_established")).unwrap(), "5;;;0");
     assert!(o.elapsed < Duration::from_secs(3), "{o:?}");
     drop((clients, helpers));
+}
+
+/// The modern-runtime shape (incident.md): at EMFILE the server accepts and closes, so the
+/// queue stays empty; the probe is closed or reset, and the owner at its limit explains it.
+#[test]
+fn accept_then_close_at_emfile_is_explained_by_the_owner_at_its_limit() {
+    let state = state_dir();
+    let mut server = Helper::start("libuv-server 16", 32);
+    let port: u16 = server.expect("PORT").parse().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let pid = server.pid();
+    let mut clients = Vec::new();
+    for _ in 0..100 {
+        clients.push(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).unwrap());
+        if server.next_line().0 == "CLOSED" {
+            break;
+        }
+    }
+    let o = plugin(
+        &state,
+        &[
+            "--port",
+            &port.to_string(),
+            "--probe",
+            "--probe-timeout",
+            "2",
+            "-t",
+            "8",
+        ],
+    );
+    assert_eq!(o.code, 2, "{o:?}");
+    let l1 = line1(&o);
+    assert!(
+        l1.contains("closed before a response") || l1.contains("reset before a response"),
+        "{o:?}"
+    );
+    assert!(l1.contains("; accept queue 0/16; owner "), "{o:?}");
+    assert!(
+        l1.contains(&format!("[{pid}] at 32/32 open files"))
+            && l1.contains("accept() is likely failing with EMFILE"),
+        "{o:?}"
+    );
+    println!("accept-then-close run: {}", o.stdout.trim_end());
+    drop(clients);
 }
