@@ -786,7 +786,9 @@ fn incident_server_at_its_fd_limit_gets_the_emfile_diagnosis() {
     let want = "connected but no response in 1s; accept queue 4/4; owner ";
     assert!(line1(&o).contains(want), "{o:?}");
     assert!(
-        line1(&o).contains(&format!("[{pid}] at 32/32 open files \u{2014} accept() is likely failing with EMFILE"))
+        line1(&o).contains(&format!(
+            "[{pid}] at 32/32 open files \u{2014} accept() is likely failing with EMFILE"
+        )),
         "{o:?}"
     );
     // The probe's own connection filled the queue: now the SYN is dropped.
