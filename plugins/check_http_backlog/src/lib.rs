@@ -396,9 +396,18 @@ fn deltas(
     };
     saved.boot_id = boot_id.to_string();
     saved.host = host;
+    // A listener whose counter could not be read this time keeps its old baseline.
+    let old = std::mem::take(&mut saved.listeners);
     saved.listeners = listeners
         .iter()
-        .filter_map(|l| Some((l.state_key(), (l.inode, l.drops?))))
+        .filter_map(|l| {
+            let key = l.state_key();
+            let value = l
+                .drops
+                .map(|d| (l.inode, d))
+                .or_else(|| old.get(&key).copied())?;
+            Some((key, value))
+        })
         .collect();
     out
 }
@@ -614,6 +623,25 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
     } else {
         BTreeMap::new()
     };
+    if anything_wrong || args.common.verbose > 0 {
+        for l in &listeners {
+            match owners.get(&l.inode).filter(|o| !o.is_empty()) {
+                Some(os) => {
+                    let who: Vec<String> = os.iter().map(Owner::describe).collect();
+                    report.verbose_detail(format!("{} held by {}", l.endpoint(), who.join(", ")));
+                }
+                None => report.verbose_detail(format!(
+                    "{}: no process found holding it (other users' processes need root or CAP_SYS_PTRACE; other PID namespaces are not visible)",
+                    l.endpoint()
+                )),
+            }
+        }
+    }
+    if source == Source::ProcNetTcp && args.backlog.is_none() && !listeners.is_empty() {
+        report.verbose_detail(
+            "the backlog is unknown without sock_diag: give --backlog N for the percent thresholds",
+        );
+    }
     let diagnosis = diagnose(&listeners, &owners);
 
     // 6. Findings, the most telling first: it becomes line 1.
@@ -1177,6 +1205,10 @@ mod tests {
             (None, None)
         );
         assert_eq!(saved.listeners.len(), 1);
+        // A run without the counter (the /proc fallback) keeps the baseline.
+        l.drops = None;
+        deltas(&mut saved, "boot2", None, std::slice::from_ref(&l));
+        assert_eq!(saved.listeners["127.0.0.1:8080"], (2, 3));
     }
 
     #[test]
