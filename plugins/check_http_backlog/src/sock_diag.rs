@@ -33,7 +33,6 @@ const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_MULTI: u16 = 0x2;
 /// NLM_F_ROOT | NLM_F_MATCH.
 const NLM_F_DUMP: u16 = 0x300;
 /// The dump was interrupted by a change of the table; its content may be inconsistent.
@@ -246,7 +245,6 @@ pub fn parse_replies(buf: &[u8], seq: u32, out: &mut Replies) -> Result<(), Diag
             SOCK_DIAG_BY_FAMILY => out.sockets.push(parse_msg(payload)?),
             other => return bad(format!("unexpected message type {other}")),
         }
-        let _ = NLM_F_MULTI;
     }
     Ok(())
 }

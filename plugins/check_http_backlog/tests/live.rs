@@ -483,6 +483,37 @@ fn ipv6_listener() {
         line1(&o).contains(&format!("nothing listens on 127.0.0.1:{port}")),
         "{o:?}"
     );
+    // The probe goes to [::1]: its connection completes into the queue and is never
+    // answered; the stable labels carry --label.
+    let o = plugin(
+        &state,
+        &[
+            "--port",
+            &port,
+            "--probe",
+            "--probe-timeout",
+            "1",
+            "--label",
+            "web",
+        ],
+    );
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        line1(&o).starts_with(
+            "HTTP_BACKLOG CRITICAL - connected but no response in 1s; accept queue 4/4;"
+        ),
+        "{o:?}"
+    );
+    assert!(
+        o.stdout
+            .contains(&format!("probe: GET http://[::1]:{port}/")),
+        "{o:?}"
+    );
+    assert_eq!(o.perf("web_queue").unwrap(), "4;3;4;0;5");
+    assert!(
+        o.perf("web_time_connect").is_some() && o.perf("web_time").is_some(),
+        "{o:?}"
+    );
     drop(clients);
 }
 
