@@ -824,6 +824,7 @@ fn incident_server_at_its_fd_limit_gets_the_emfile_diagnosis() {
         )),
         "{o:?}"
     );
+    println!("incident run 1: {}", o.stdout.trim_end());
     // The probe's own connection filled the queue: now the SYN is dropped.
     let o = plugin(
         &state,
@@ -847,7 +848,7 @@ fn incident_server_at_its_fd_limit_gets_the_emfile_diagnosis() {
         line1(&o).contains(&format!("[{pid}] at 32/32 open files")),
         "{o:?}"
     );
-    println!("incident run: {}", o.stdout.trim_end());
+    println!("incident run 2: {}", o.stdout.trim_end());
     drop(clients);
 }
 
