@@ -1,0 +1,106 @@
+//! The /proc/net/tcp fallback against a fixture tree (`--proc-root`, `--no-sock-diag`):
+//! deterministic figures, whatever the host's sockets.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::path::Path;
+
+use procguard_common::testing::run_plugin;
+
+const BIN: &str = env!("CARGO_BIN_EXE_check_http_backlog");
+
+fn fake_root(dir: &Path, tcp6: &str) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc/net");
+    std::fs::create_dir_all(dir.join("net")).unwrap();
+    std::fs::create_dir_all(dir.join("sys/kernel/random")).unwrap();
+    std::fs::copy(
+        fixtures.join("tcp-listen-linux-6.18.txt"),
+        dir.join("net/tcp"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("net/tcp6"), tcp6).unwrap();
+    std::fs::copy(
+        fixtures.join("netstat-linux-6.18.txt"),
+        dir.join("net/netstat"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("sys/kernel/random/boot_id"),
+        "6e1c3b1a-0000-4000-8000-000000000001\n",
+    )
+    .unwrap();
+}
+
+const TCP6_HEADER: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+
+#[test]
+fn fallback_reads_the_queue_from_the_fixture() {
+    let tmp = std::env::temp_dir().join(format!("backlog-cli-{}", std::process::id()));
+    let root = tmp.join("proc");
+    fake_root(&root, TCP6_HEADER);
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--proc-root",
+            root.to_str().unwrap(),
+            "--no-sock-diag",
+            "--state-dir",
+            tmp.to_str().unwrap(),
+            "--port",
+            "8080",
+        ];
+        args.extend(extra);
+        run_plugin(BIN, &args)
+    };
+    // The fixture's 127.0.0.1:8080 listener has 4 queued connections.
+    let o = run(&[]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.line1()
+            .starts_with("HTTP_BACKLOG OK - 127.0.0.1:8080 accept queue 4 (backlog unknown) | "),
+        "{o:?}"
+    );
+    assert_eq!(o.perf("8080_backlog").unwrap(), "U");
+    let o = run(&["--backlog", "3"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.line1().contains("127.0.0.1:8080 accept queue 4/3 full"),
+        "{o:?}"
+    );
+    assert_eq!(o.perf("8080_queue").unwrap(), "4;2;3;0;4");
+    // An absolute count works without the backlog.
+    let o = run(&["--queue-critical", "3"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    // A port nobody listens on.
+    let o = run_plugin(
+        BIN,
+        [
+            "--proc-root",
+            root.to_str().unwrap(),
+            "--no-sock-diag",
+            "--state-dir",
+            tmp.to_str().unwrap(),
+            "--port",
+            "9999",
+        ],
+    );
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.line1().contains("nothing listens on port 9999"), "{o:?}");
+
+    // IPv6 rows are read too, and --address picks the listener.
+    let v6 = format!("{TCP6_HEADER}   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000002 00:00000000 00000000  1000        0 555 1 0000000000000000 100 0 0 10 0\n");
+    fake_root(&root, &v6);
+    let o = run(&["--address", "::1", "--backlog", "2"]);
+    assert_eq!(o.code, 1, "2 of 2 is above 80%: {o:?}");
+    assert!(o.line1().contains("[::1]:8080 accept queue 2/2"), "{o:?}");
+    let o = run(&[]);
+    assert!(
+        o.perf("8080_ipv4_queue").is_some() && o.perf("8080_ipv6_queue").is_some(),
+        "{o:?}"
+    );
+    // A malformed file is UNKNOWN, naming it.
+    std::fs::write(root.join("net/tcp"), "header\n   0: 0100007F:1F90\n").unwrap();
+    let o = run(&[]);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(o.line1().contains("net/tcp"), "{o:?}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
