@@ -439,12 +439,31 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
         if selected.is_empty() {
             return Ok(report); // "not running" is already in the report
         }
+        // Reading the selected processes' fds may take a while (one readlink per fd): leave
+        // time for the probe and for printing.
+        let probing = args.probe || args.url.is_some();
+        let scan_until = deadline
+            .checked_sub(Duration::from_millis(500))
+            .and_then(|d| {
+                d.checked_sub(if probing {
+                    args.probe_timeout
+                } else {
+                    Duration::ZERO
+                })
+            })
+            .unwrap_or(started);
         let mut mine: BTreeMap<u64, Vec<i32>> = BTreeMap::new();
         for s in &selected {
-            match owner::socket_inodes(&root, s.pid) {
-                Ok(inodes) => {
+            match owner::socket_inodes(&root, s.pid, scan_until) {
+                Ok((inodes, cut)) => {
                     for i in inodes {
                         mine.entry(i).or_default().push(s.pid);
+                    }
+                    if cut {
+                        report.unknown(format!(
+                            "{}: stopped reading its fds at the time limit (-t); listeners may be missing",
+                            s.display()
+                        ));
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -53,11 +53,19 @@ impl Owner {
     }
 }
 
-/// The inodes of the sockets among `pid`'s fds.
-pub fn socket_inodes(root: &ProcRoot, pid: i32) -> std::io::Result<Vec<u64>> {
+/// The inodes of the sockets among `pid`'s fds, and whether `deadline` cut the list short
+/// (a process may hold hundreds of thousands of fds: one readlink each).
+pub fn socket_inodes(
+    root: &ProcRoot,
+    pid: i32,
+    deadline: Instant,
+) -> std::io::Result<(Vec<u64>, bool)> {
     let dir = root.process(pid).path("fd");
     let mut inodes = Vec::new();
-    for entry in fs::read_dir(dir)? {
+    for (n, entry) in fs::read_dir(dir)?.enumerate() {
+        if n % 1024 == 1023 && Instant::now() >= deadline {
+            return Ok((inodes, true));
+        }
         let Ok(entry) = entry else { continue };
         if let Some(inode) = fs::read_link(entry.path())
             .ok()
@@ -66,7 +74,7 @@ pub fn socket_inodes(root: &ProcRoot, pid: i32) -> std::io::Result<Vec<u64>> {
             inodes.push(inode);
         }
     }
-    Ok(inodes)
+    Ok((inodes, false))
 }
 
 /// `socket:[123]` -> 123.
@@ -113,9 +121,12 @@ pub fn find_owners(
         if all_found && !inodes.is_empty() {
             break;
         }
-        let Ok(held) = socket_inodes(root, pid) else {
+        let Ok((held, cut)) = socket_inodes(root, pid, deadline) else {
             continue; // gone, or not ours to read
         };
+        if cut {
+            return (found, true);
+        }
         for inode in held {
             if inodes.contains(&inode) {
                 let owners = found.entry(inode).or_default();
@@ -165,7 +176,9 @@ mod tests {
         let inode = fs::metadata(format!("/proc/self/fd/{fd}")).unwrap().ino();
         let root = ProcRoot::new("/proc");
         let me = std::process::id() as i32;
-        assert!(socket_inodes(&root, me).unwrap().contains(&inode));
+        let far = Instant::now() + std::time::Duration::from_secs(5);
+        let (held, cut) = socket_inodes(&root, me, far).unwrap();
+        assert!(held.contains(&inode) && !cut);
         // The scan skips the calling process itself (the plugin never holds the
         // listener), so here the inode has no owner, and a past deadline stops at once.
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
