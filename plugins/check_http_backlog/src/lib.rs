@@ -491,7 +491,14 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
         missing = Some(format!("nothing listens on {target}"));
     }
     listeners.sort_by_key(|l| (l.port, l.addr.is_ipv6(), l.addr));
-    let labels = stems(&listeners, args.common.label.as_deref());
+    // Labels: --label, else what the selector names (a pidfile, unit or name; never a PID),
+    // else the port.
+    let label = args
+        .common
+        .label
+        .clone()
+        .or_else(|| args.select.stable_label());
+    let labels = stems(&listeners, label.as_deref());
 
     // 2. The probe (before the owner lookup, which is only done on a failure).
     let probe = probe_target(args, &listeners).map(|url| {
@@ -664,7 +671,7 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
     let diagnosis = diagnose(&listeners, &owners);
 
     // 6. Findings, the most telling first: it becomes line 1.
-    let prefix = |name: &str| match &args.common.label {
+    let prefix = |name: &str| match &label {
         Some(l) => format!("{l}_{name}"),
         None => name.to_string(),
     };

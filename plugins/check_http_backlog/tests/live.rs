@@ -539,6 +539,17 @@ fn pid_selects_the_listeners_of_that_process() {
             .contains(&format!("127.0.0.1:{port} accept queue 1/4")),
         "{o:?}"
     );
+    // A pidfile names the labels (its stem), never the PID.
+    let run_dir = state_dir();
+    std::fs::create_dir_all(run_dir.path()).unwrap();
+    let pidfile = run_dir.path().join("app.pid");
+    std::fs::write(&pidfile, format!("{me}\n")).unwrap();
+    let o = plugin(
+        &state,
+        &["--pidfile", pidfile.to_str().unwrap(), "--port", &port],
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.perf("app_queue").unwrap(), "1;3;4;0;5", "{o:?}");
     // Another process does not hold it.
     let other = Helper::start("emfile-server 4", 64);
     let o = plugin(
