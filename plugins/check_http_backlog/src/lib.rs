@@ -713,7 +713,6 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
         report.perf(p);
     }
     if let Some(note) = deltas.note {
-        report.add(Status::Ok, note.clone());
         report.detail(note);
     }
     if let Some(note) = fallback_note {

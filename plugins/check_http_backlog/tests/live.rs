@@ -949,3 +949,21 @@ fn accept_then_close_at_emfile_is_explained_by_the_owner_at_its_limit() {
     println!("accept-then-close run: {}", o.stdout.trim_end());
     drop(clients);
 }
+
+/// A corrupt state file is moved aside and said so; the check still runs.
+#[test]
+fn corrupt_state_is_moved_aside_and_reported() {
+    let state = state_dir();
+    let l = listen("127.0.0.1:0", 4);
+    let port = l.local_addr().unwrap().port().to_string();
+    assert_eq!(plugin(&state, &["--port", &port]).code, 0);
+    let file = procguard_common::state::StateDir::open(state.path())
+        .unwrap()
+        .file(&format!("http_backlog port {port}"));
+    assert!(file.exists(), "{}", file.display());
+    std::fs::write(&file, "{ not json").unwrap();
+    let o = plugin(&state, &["--port", &port]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stdout.contains("was corrupt"), "{o:?}");
+    assert!(o.stdout.contains("moved aside"), "{o:?}");
+}
