@@ -642,6 +642,49 @@ mod tests {
         assert!(r.interrupted);
     }
 
+    /// The kernel accepts both filter programs and they keep exactly the port asked for.
+    #[test]
+    fn the_kernel_runs_both_port_filters() {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        let other = b.local_addr().unwrap().port();
+        let c = std::net::TcpStream::connect(a.local_addr().unwrap()).unwrap();
+        let (s, _) = a.accept().unwrap();
+        for legacy in [false, true] {
+            let q = Query {
+                family: libc::AF_INET as u8,
+                states: 1 << TCP_LISTEN,
+                meminfo: true,
+                port: Some(port),
+                legacy_port_filter: legacy,
+            };
+            let found = dump(&q, 100).unwrap();
+            assert_eq!(found.len(), 1, "legacy {legacy}: {found:?}");
+            assert_eq!(found[0].port, port);
+            assert!(found[0].drops.is_some());
+            let est = dump(
+                &Query {
+                    states: 1 << TCP_ESTABLISHED,
+                    meminfo: false,
+                    ..q
+                },
+                100,
+            )
+            .unwrap();
+            // The accepted end has local port `port`; the client end does not.
+            assert_eq!(est.len(), 1, "legacy {legacy}: {est:?}");
+            assert_eq!(est[0].state, TCP_ESTABLISHED);
+        }
+        let all = listeners(None).unwrap();
+        assert!(all.iter().any(|l| l.port == port) && all.iter().any(|l| l.port == other));
+        assert_eq!(
+            established_on(port).unwrap(),
+            vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
+        );
+        drop((c, s, b));
+    }
+
     /// `key value` lines describing a fixture.
     struct Facts {
         port: u16,
