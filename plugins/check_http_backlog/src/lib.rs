@@ -239,10 +239,26 @@ impl Listener {
             IpAddr::V6(a) => format!("[{a}]"),
         }
     }
+}
 
-    fn state_key(&self) -> String {
-        self.endpoint()
+/// The state keys of `listeners` (sorted): the endpoint, and `#2`, `#3`, ... for further
+/// sockets on the same endpoint (SO_REUSEPORT groups), in inode order.
+fn state_keys(listeners: &[Listener]) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for l in listeners {
+        let endpoint = l.endpoint();
+        let before = listeners
+            .iter()
+            .take(keys.len())
+            .filter(|o| o.endpoint() == endpoint)
+            .count();
+        keys.push(if before == 0 {
+            endpoint
+        } else {
+            format!("{endpoint}#{}", before + 1)
+        });
     }
+    keys
 }
 
 /// Where the listeners came from.
@@ -367,9 +383,9 @@ fn deltas(
 ) -> Deltas {
     let same_boot = !saved.boot_id.is_empty() && saved.boot_id == boot_id;
     let mut out = Deltas::default();
-    for l in listeners {
+    let keys = state_keys(listeners);
+    for (l, key) in listeners.iter().zip(keys.iter().cloned()) {
         let Some(drops) = l.drops else { continue };
-        let key = l.state_key();
         let delta = match saved.listeners.get(&key) {
             Some(&(inode, before)) if same_boot && inode == l.inode && drops >= before => {
                 Some(drops - before)
@@ -400,8 +416,8 @@ fn deltas(
     let old = std::mem::take(&mut saved.listeners);
     saved.listeners = listeners
         .iter()
-        .filter_map(|l| {
-            let key = l.state_key();
+        .zip(keys)
+        .filter_map(|(l, key)| {
             let value = l
                 .drops
                 .map(|d| (l.inode, d))
@@ -490,7 +506,8 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
         };
         missing = Some(format!("nothing listens on {target}"));
     }
-    listeners.sort_by_key(|l| (l.port, l.addr.is_ipv6(), l.addr));
+    listeners.sort_by_key(|l| (l.port, l.addr.is_ipv6(), l.addr, l.inode));
+    let keys = state_keys(&listeners);
     // Labels: --label, else what the selector names (a pidfile, unit or name; never a PID),
     // else the port.
     let label = args
@@ -555,7 +572,7 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
     let mut listener_findings: Vec<(Status, String, Option<u64>)> = Vec::new();
     let mut perf = Vec::new();
     let mut est_by_port: BTreeMap<u16, Result<Vec<IpAddr>, CheckError>> = BTreeMap::new();
-    for (l, stem) in listeners.iter().zip(&labels) {
+    for ((l, stem), key) in listeners.iter().zip(&labels).zip(&keys) {
         let backlog = l.backlog.map(f64::from);
         let q = Thresholds {
             warning: args.queue_warning.resolve(backlog),
@@ -582,7 +599,7 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
         match l.drops {
             Some(d) => {
                 perf.push(PerfData::new(&format!("{stem}_drops"), d as f64).uom(Uom::Counter));
-                match deltas.listeners.get(&l.state_key()).copied().flatten() {
+                match deltas.listeners.get(key).copied().flatten() {
                     Some(new) => {
                         let s = drop_thresholds.evaluate(new as f64);
                         listener_findings.push((
@@ -1182,6 +1199,20 @@ mod tests {
         assert_eq!(
             stems(&[v4, v4b, v6], None),
             ["8080_ipv4", "8080_ipv4_2", "8080_ipv6"]
+        );
+    }
+
+    #[test]
+    fn reuseport_groups_get_distinct_state_keys() {
+        let a = listener("127.0.0.1", 8080, 0, 4);
+        let b = Listener {
+            inode: 2,
+            ..a.clone()
+        };
+        let v6 = listener("::1", 8080, 0, 4);
+        assert_eq!(
+            state_keys(&[a, b, v6]),
+            ["127.0.0.1:8080", "127.0.0.1:8080#2", "[::1]:8080"]
         );
     }
 
