@@ -363,13 +363,22 @@ impl NetlinkSocket {
         Ok(())
     }
 
-    /// One datagram into `buf`; its length.
+    /// One datagram into `buf`; its length. A datagram larger than `buf` is an error, not a
+    /// silently cut reply (MSG_TRUNC makes recv return the real length).
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             // SAFETY: buf is valid for buf.len() bytes.
-            let n = unsafe { libc::recv(self.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let n =
+                unsafe { libc::recv(self.0, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC) };
             if n >= 0 {
-                return Ok(n as usize);
+                let n = n as usize;
+                if n > buf.len() {
+                    return Err(io::Error::other(format!(
+                        "netlink datagram of {n} bytes, larger than the {}-byte buffer",
+                        buf.len()
+                    )));
+                }
+                return Ok(n);
             }
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
