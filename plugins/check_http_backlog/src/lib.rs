@@ -230,6 +230,17 @@ impl Listener {
             }
     }
 
+    /// Whether an established socket with local address `local` (and this port) was accepted
+    /// from this listener: same family (a dual-stack `::` listener's IPv4 connections are
+    /// IPv6 sockets with mapped addresses), and the same address unless it is a wildcard.
+    fn accepted(&self, local: IpAddr) -> bool {
+        match (self.addr, local) {
+            (IpAddr::V4(l), IpAddr::V4(a)) => l.is_unspecified() || l == a,
+            (IpAddr::V6(l), IpAddr::V6(a)) => l.is_unspecified() || l == a,
+            _ => false,
+        }
+    }
+
     /// The address to probe it at: loopback for a wildcard.
     fn probe_host(&self) -> String {
         match self.addr {
@@ -626,7 +637,7 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
             .or_insert_with(|| established(&root, source, l.port))
         {
             Ok(addrs) => {
-                let n = addrs.iter().filter(|a| l.serves(**a)).count();
+                let n = addrs.iter().filter(|a| l.accepted(**a)).count();
                 perf.push(PerfData::new(&format!("{stem}_established"), n as f64).min(0.0));
             }
             Err(e) => {
@@ -1178,6 +1189,12 @@ mod tests {
         assert_eq!(l.queue_words(), "accept queue 3 (backlog unknown)");
         assert_eq!(l.endpoint(), "*:80");
         assert!(!l.serves("::1".parse().unwrap()));
+        assert!(l.accepted("127.0.0.5".parse().unwrap()));
+        assert!(!l.accepted("::ffff:127.0.0.5".parse().unwrap()));
+        let dual = listener("::", 80, 0, 4);
+        assert!(dual.accepted("::ffff:127.0.0.5".parse().unwrap()));
+        assert!(!dual.accepted("127.0.0.5".parse().unwrap()));
+        assert!(!listener("127.0.0.1", 80, 0, 4).accepted("127.0.0.2".parse().unwrap()));
     }
 
     #[test]
