@@ -298,7 +298,11 @@ fn incident_under_monit_is_caught_then_fixed() {
     let limits_conf = dir.join("limits.conf");
     // Debian's pam_limits skips `*` lines for root, so root gets its own lines ("root too").
     let promise = format!("*    soft nofile {expected}\n*    hard nofile {expected}\nroot soft nofile {expected}\nroot hard nofile {expected}\n");
-    std::fs::write(&limits_conf, format!("# what the operators promised\n{promise}")).unwrap();
+    std::fs::write(
+        &limits_conf,
+        format!("# what the operators promised\n{promise}"),
+    )
+    .unwrap();
 
     let pidfile = dir.join("svc.pid").display().to_string();
     let d = dir.display();
