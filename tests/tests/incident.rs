@@ -36,6 +36,8 @@ const CONNECTIONS: usize = 1100;
 struct Timeline {
     start: Instant,
     rows: Vec<String>,
+    /// Line 1 of the outputs that prove each catch.
+    evidence: Vec<String>,
 }
 
 impl Timeline {
@@ -49,13 +51,21 @@ impl Timeline {
         eprintln!("{row}");
         self.rows.push(row);
     }
+
+    fn evidence(&mut self, what: &str, o: &Outcome) {
+        self.evidence.push(format!(
+            "{what}:\n  {}",
+            o.stdout.trim_end().replace('\n', "\n  ")
+        ));
+    }
 }
 
 impl Drop for Timeline {
     fn drop(&mut self) {
         eprintln!(
-            "\n--- incident timeline ---\n{}\n-------------------------",
-            self.rows.join("\n")
+            "\n--- incident timeline ---\n{}\n--- what the plugins said ---\n{}\n-------------------------",
+            self.rows.join("\n"),
+            self.evidence.join("\n")
         );
     }
 }
@@ -367,6 +377,7 @@ fn incident_under_monit_is_caught_then_fixed() {
     let mut timeline = Timeline {
         start: Instant::now(),
         rows: Vec::new(),
+        evidence: Vec::new(),
     };
     let snapshot = |churn_key: &str| -> (
         BTreeMap<&'static str, String>,
@@ -403,6 +414,7 @@ fn incident_under_monit_is_caught_then_fixed() {
         &states,
     );
     let rlimit = &outs["rlimit"];
+    timeline.evidence("before any load", rlimit);
     assert_eq!(
         rlimit.code, 2,
         "the fault is visible before any load: {rlimit:?}"
@@ -454,8 +466,10 @@ fn incident_under_monit_is_caught_then_fixed() {
         thread::sleep(Duration::from_millis(500));
     }
     let fd = seen_fd_critical.expect("check_fd_usage went CRITICAL under load");
+    timeline.evidence("under load", &fd);
     assert!(fd.line1().contains("/1024 open files"), "{fd:?}");
     let backlog = seen_backlog_critical.expect("check_http_backlog went CRITICAL under load");
+    timeline.evidence("under load", &backlog);
     let diagnosis = backlog.stdout.to_lowercase();
     assert!(
         diagnosis.contains("emfile")
@@ -472,6 +486,7 @@ fn incident_under_monit_is_caught_then_fixed() {
         &format!("{} restarts seen", pids.len() - 1),
         &BTreeMap::from([("churn", state_word(&churn))]),
     );
+    timeline.evidence("after Monit's restarts", &churn);
     assert!(churn.code == 1 || churn.code == 2, "{churn:?}");
     assert!(churn.stdout.contains("restart"), "{churn:?}");
     assert!(
@@ -537,6 +552,9 @@ fn incident_under_monit_is_caught_then_fixed() {
     thread::sleep(Duration::from_secs(3));
     let (states, outs) = snapshot("fixed");
     timeline.event(&format!("same load, {} fds held", fd_count(fixed)), &states);
+    for o in outs.values() {
+        timeline.evidence("after the fix, same load", o);
+    }
     for (name, o) in &outs {
         assert_eq!(o.code, 0, "{name} is OK after the fix: {o:?}");
     }
