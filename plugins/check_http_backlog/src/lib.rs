@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::owner::Owner;
 use crate::probe::{Method, Outcome, Probe};
 use crate::procnet::TcpExt;
-use crate::sock_diag::DiagError;
+use crate::sock_diag::{DiagError, Families};
 
 /// Alert when a TCP listener's accept queue fills or drops connections, and probe it over
 /// HTTP with each failure in its own words.
@@ -336,9 +336,15 @@ fn read_listeners(
 }
 
 /// The local addresses of the established connections with local port `port`.
-fn established(root: &ProcRoot, source: Source, port: u16) -> Result<Vec<IpAddr>, CheckError> {
+fn established(
+    root: &ProcRoot,
+    source: Source,
+    port: u16,
+    families: Families,
+) -> Result<Vec<IpAddr>, CheckError> {
     if source == Source::SockDiag {
-        return sock_diag::established_on(port).map_err(|e| CheckError::Other(e.to_string()));
+        return sock_diag::established_on(port, families)
+            .map_err(|e| CheckError::Other(e.to_string()));
     }
     let mut n = Vec::new();
     for file in ["net/tcp", "net/tcp6"] {
@@ -632,10 +638,16 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
         }
         // One dump per port; only connections to this listener's address count (a client
         // socket elsewhere may use the same number as its own port).
-        match est_by_port
-            .entry(l.port)
-            .or_insert_with(|| established(&root, source, l.port))
-        {
+        match est_by_port.entry(l.port).or_insert_with(|| {
+            // Only the families listening on this port can hold its connections: an IPv4
+            // listener's are all AF_INET, so the (costly) AF_INET6 walk is skipped.
+            let on_port = || listeners.iter().filter(|o| o.port == l.port);
+            let families = Families {
+                v4: on_port().any(|o| o.addr.is_ipv4()),
+                v6: on_port().any(|o| o.addr.is_ipv6()),
+            };
+            established(&root, source, l.port, families)
+        }) {
             Ok(addrs) => {
                 let n = addrs.iter().filter(|a| l.accepted(**a)).count();
                 perf.push(PerfData::new(&format!("{stem}_established"), n as f64).min(0.0));

@@ -480,12 +480,27 @@ pub fn listeners(port: Option<u16>) -> Result<Vec<DiagSocket>, DiagError> {
     Ok(all)
 }
 
+/// Which address families to ask about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Families {
+    /// AF_INET.
+    pub v4: bool,
+    /// AF_INET6 (which also holds IPv4 clients of a dual-stack `::` listener).
+    pub v6: bool,
+}
+
 /// The local addresses of the ESTABLISHED sockets whose local port is `port` (connections a
 /// server on it holds, and any client socket that happens to use that port as its own:
-/// the caller matches the addresses), from the kernel-filtered dumps of both families.
-pub fn established_on(port: u16) -> Result<Vec<IpAddr>, DiagError> {
+/// the caller matches the addresses), from the kernel-filtered dumps of `families`. The
+/// kernel walks every established socket of a family to apply the filter, so this cost
+/// grows with the host's connections: ask only for the families that can match.
+pub fn established_on(port: u16, families: Families) -> Result<Vec<IpAddr>, DiagError> {
     let mut total = Vec::new();
-    for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
+    let wanted = [
+        (families.v4, libc::AF_INET as u8),
+        (families.v6, libc::AF_INET6 as u8),
+    ];
+    for family in wanted.into_iter().filter(|(on, _)| *on).map(|(_, f)| f) {
         let q = Query {
             family,
             states: 1 << TCP_ESTABLISHED,
@@ -688,7 +703,7 @@ mod tests {
         let all = listeners(None).unwrap();
         assert!(all.iter().any(|l| l.port == port) && all.iter().any(|l| l.port == other));
         assert_eq!(
-            established_on(port).unwrap(),
+            established_on(port, Families { v4: true, v6: true }).unwrap(),
             vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
         );
         drop((c, s, b));
