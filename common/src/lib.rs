@@ -7,6 +7,7 @@
 //! perfdata, the worst-of order, the timeout) is written once and tested once.
 #![deny(missing_docs)]
 
+pub mod accounts;
 pub mod cli;
 pub mod error;
 pub mod perfdata;

@@ -12,6 +12,7 @@ use std::time::UNIX_EPOCH;
 
 use regex::Regex;
 
+use crate::accounts::parse_passwd;
 use crate::error::CheckError;
 use crate::proc::{clock_ticks, ProcRoot, Process};
 use crate::report::Report;
@@ -338,14 +339,10 @@ pub fn resolve_user(user: &str) -> Result<u32, CheckError> {
         return Ok(uid);
     }
     let passwd = fs::read_to_string("/etc/passwd").map_err(|e| CheckError::io("/etc/passwd", e))?;
-    passwd
-        .lines()
-        .find_map(|l| {
-            let mut f = l.split(':');
-            (f.next() == Some(user))
-                .then(|| f.nth(1)?.parse().ok())
-                .flatten()
-        })
+    parse_passwd(&passwd)
+        .into_iter()
+        .find(|p| p.name == user)
+        .map(|p| p.uid)
         .ok_or_else(|| CheckError::Config(format!("--user {user}: no such user in /etc/passwd")))
 }
 

@@ -4,67 +4,7 @@
 //! /proc/PID/status are added, so a group it was given at start counts too.
 
 use crate::limits_conf::{Group, Identity};
-
-/// One /etc/passwd entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswdEntry {
-    /// Login name.
-    pub name: String,
-    /// uid.
-    pub uid: u32,
-    /// Primary gid.
-    pub gid: u32,
-}
-
-/// One /etc/group entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupEntry {
-    /// Group name.
-    pub name: String,
-    /// gid.
-    pub gid: u32,
-    /// Member user names.
-    pub members: Vec<String>,
-}
-
-/// Parses /etc/passwd (`name:x:uid:gid:gecos:home:shell`); malformed lines are skipped.
-pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.starts_with('+') && !l.starts_with('-'))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            Some(PasswdEntry {
-                name: f.first().filter(|n| !n.is_empty())?.to_string(),
-                uid: f.get(2)?.parse().ok()?,
-                gid: f.get(3)?.parse().ok()?,
-            })
-        })
-        .collect()
-}
-
-/// Parses /etc/group (`name:x:gid:member,member`); malformed lines are skipped.
-pub fn parse_group(text: &str) -> Vec<GroupEntry> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.starts_with('+') && !l.starts_with('-'))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            Some(GroupEntry {
-                name: f.first().filter(|n| !n.is_empty())?.to_string(),
-                gid: f.get(2)?.parse().ok()?,
-                members: f
-                    .get(3)
-                    .map(|m| {
-                        m.split(',')
-                            .map(str::trim)
-                            .filter(|m| !m.is_empty())
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            })
-        })
-        .collect()
-}
+pub use procguard_common::accounts::{parse_group, parse_passwd, GroupEntry, PasswdEntry};
 
 /// The identity pam_limits would see for a process running as `uid` (effective) with
 /// effective gid `egid` and supplementary groups `process_groups`.
