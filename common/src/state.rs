@@ -521,7 +521,11 @@ mod tests {
         assert_eq!(same.origin, Origin::Loaded);
         assert_eq!(inode(), before, "no change: the file is left as it is");
         bump(&dir, "k", "b");
-        assert_ne!(inode(), before, "a change is written (a new file renamed over the old)");
+        assert_ne!(
+            inode(),
+            before,
+            "a change is written (a new file renamed over the old)"
+        );
     }
 
     #[test]
