@@ -106,11 +106,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
+    let invalid = || format!("duration {text:?} is not valid; use e.g. 90s, 10m, 1h, 1d");
     match number.parse::<f64>() {
-        Ok(n) if n >= 0.0 && n.is_finite() => Ok(Duration::from_secs_f64(n * factor)),
-        _ => Err(format!(
-            "duration {text:?} is not valid; use e.g. 90s, 10m, 1h, 1d"
-        )),
+        // try_: a huge number overflows a Duration, which must be a usage error, not a panic.
+        Ok(n) if n >= 0.0 => Duration::try_from_secs_f64(n * factor).map_err(|_| invalid()),
+        _ => Err(invalid()),
     }
 }
 
@@ -156,7 +156,16 @@ mod tests {
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        for bad in ["", "1y", "m", "-1s", "1h30m"] {
+        for bad in [
+            "",
+            "1y",
+            "m",
+            "-1s",
+            "1h30m",
+            "inf",
+            "1e400",
+            "100000000000000000000000d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert_eq!(format_duration(41.0), "41s");

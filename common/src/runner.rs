@@ -121,7 +121,13 @@ fn invalid_arguments<A: CheckArgs>(name: &str, rendered: &str) -> String {
 pub fn evaluate<A: CheckArgs>(name: &str, args: &A, check: Check<A>) -> (String, Status) {
     match check(args) {
         Ok(report) => report.render(name, args.common().verbose),
-        Err(err) => (format!("{name} UNKNOWN - {err}"), Status::Unknown),
+        // Through a report, so the message gets the same screening ('|', line breaks) and
+        // length limit as any finding: it may carry a path or a program's stderr.
+        Err(err) => {
+            let mut report = Report::default();
+            report.unknown(err);
+            report.render(name, 0)
+        }
     }
 }
 
@@ -137,6 +143,8 @@ mod tests {
         common: CommonArgs,
         #[arg(long)]
         fail: bool,
+        #[arg(long)]
+        fail_with: Option<String>,
     }
 
     impl CheckArgs for Args {
@@ -148,6 +156,9 @@ mod tests {
     fn demo(args: &Args) -> Result<Report, CheckError> {
         if args.fail {
             return Err(CheckError::Other("cannot read /proc/1/limits: gone".into()));
+        }
+        if let Some(msg) = &args.fail_with {
+            return Err(CheckError::Other(msg.clone()));
         }
         let mut r = Report::default();
         r.add(Status::Warning, "something");

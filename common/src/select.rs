@@ -6,17 +6,18 @@
 //! a missing, empty or stale pidfile, a dead `--pid`) is a CRITICAL result with the reason.
 
 use std::fs;
-use std::io;
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
 use regex::Regex;
 
 use crate::accounts::parse_passwd;
 use crate::error::CheckError;
-use crate::proc::{clock_ticks, ProcRoot, Process};
+use crate::proc::{ProcRoot, Process};
 use crate::report::Report;
 use crate::status::Status;
+use crate::systemd::unit_name;
 
 /// The selector options.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -197,6 +198,21 @@ impl Selector {
     }
 }
 
+/// After checking the selected processes: one that exited while being checked is simply
+/// skipped (a worker recycled mid-run is no problem), but if all of them did, the service
+/// is not running.
+pub fn report_vanished(report: &mut Report, selector: &Selector, selected: usize, vanished: usize) {
+    if selected > 0 && vanished == selected {
+        report.add(
+            Status::Critical,
+            format!(
+                "not running: every process matching {} exited while being checked",
+                selector.describe()
+            ),
+        );
+    }
+}
+
 /// For a thread id, the process it belongs to.
 fn thread_group_leader(root: &ProcRoot, pid: i32) -> Result<i32, CheckError> {
     match root.process(pid).status() {
@@ -206,17 +222,27 @@ fn thread_group_leader(root: &ProcRoot, pid: i32) -> Result<i32, CheckError> {
     }
 }
 
-/// The PID a pidfile names, or why that does not show a running service.
-fn pid_from_pidfile(root: &ProcRoot, file: &Path) -> Result<Result<i32, String>, CheckError> {
+/// Longest pidfile content read: a pid and a newline, with room to spare.
+const PIDFILE_MAX: u64 = 64;
+
+/// The PID a pidfile names, or why that does not show a running service (missing, empty,
+/// not a pid, or a pid that is not running).
+///
+/// Pid reuse is not guessed from the file's mtime: the start time it would be compared with
+/// moves when the wall clock is stepped, which would make a healthy service "stale". Combine
+/// `--pidfile` with `--name` to be sure the pid is still the service's.
+pub fn pid_from_pidfile(root: &ProcRoot, file: &Path) -> Result<Result<i32, String>, CheckError> {
     let shown = file.display();
-    let (text, mtime) =
-        match fs::read_to_string(file).and_then(|t| Ok((t, fs::metadata(file)?.modified()?))) {
-            Ok(x) => x,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok(Err(format!("pidfile {shown} does not exist")))
-            }
-            Err(e) => return Err(CheckError::io(file, e)),
-        };
+    let text = match read_small_file(file, PIDFILE_MAX) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(Err(format!("pidfile {shown} does not exist")))
+        }
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            return Ok(Err(format!("pidfile {shown} is not a regular file")))
+        }
+        Err(e) => return Err(CheckError::io(file, e)),
+    };
     let text = text.trim();
     if text.is_empty() {
         return Ok(Err(format!("pidfile {shown} is empty")));
@@ -232,28 +258,28 @@ fn pid_from_pidfile(root: &ProcRoot, file: &Path) -> Result<Result<i32, String>,
             text.chars().take(20).collect::<String>()
         )));
     };
-    let process = root.process(pid);
-    let stat = match process.stat() {
-        Ok(stat) => stat,
-        Err(e) if e.is_not_found() => {
-            return Ok(Err(format!(
-                "pidfile {shown} names pid {pid}, which is not running"
-            )))
-        }
-        Err(e) => return Err(e),
-    };
-    // A pid reused by a process that started after the pidfile was last written means the
-    // service behind the pidfile died (2 s of slack for clock granularity).
-    if let (Ok(boot), Ok(written)) = (root.boot_time(), mtime.duration_since(UNIX_EPOCH)) {
-        let started = boot as f64 + stat.starttime as f64 / clock_ticks() as f64;
-        if started > written.as_secs_f64() + 2.0 {
-            return Ok(Err(format!(
-                "pidfile {shown} is stale: pid {pid} is now {}, started after the pidfile was written",
-                process.name()
-            )));
-        }
+    match root.process(pid).stat() {
+        Ok(_) => Ok(Ok(pid)),
+        Err(e) if e.is_not_found() => Ok(Err(format!(
+            "pidfile {shown} names pid {pid}, which is not running"
+        ))),
+        Err(e) => Err(e),
     }
-    Ok(Ok(pid))
+}
+
+/// Reads at most `max` bytes of a regular file, without blocking on a FIFO; content that is
+/// not UTF-8 is decoded lossily. A file that is not regular is `InvalidInput`.
+fn read_small_file(path: &Path, max: u64) -> io::Result<String> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The parent of the plugin, when it is a shell running the plugin's own command line
@@ -277,13 +303,7 @@ struct Filter<'a> {
 impl<'a> Filter<'a> {
     fn new(selector: &'a Selector) -> Result<Filter<'a>, CheckError> {
         let uid = selector.user.as_deref().map(resolve_user).transpose()?;
-        let unit = selector.unit.as_ref().map(|u| {
-            if u.contains('.') {
-                u.clone()
-            } else {
-                format!("{u}.service")
-            }
-        });
+        let unit = selector.unit.as_deref().map(unit_name);
         Ok(Filter {
             selector,
             uid,
@@ -436,6 +456,22 @@ mod tests {
             report.findings()[0].text,
             "not running: no process with pid 999999999"
         );
+    }
+
+    #[test]
+    fn binary_or_fifo_pidfiles_are_critical_not_unknown() {
+        let root = ProcRoot::new("/proc");
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("binary.pid");
+        fs::write(&binary, [0u8, 0xff, 0xfe, b'x']).unwrap();
+        let fifo = dir.path().join("fifo.pid");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: c is a valid path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        for (path, words) in [(binary, "not a pid"), (fifo, "is not a regular file")] {
+            let why = pid_from_pidfile(&root, &path).unwrap().unwrap_err();
+            assert!(why.contains(words), "{why}");
+        }
     }
 
     #[test]

@@ -34,6 +34,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,10 @@ const FORMAT_NAME: &str = "procguard-state";
 /// A state file larger than this is not read but moved aside as corrupt: no check keeps
 /// anywhere near this much, so it is a bug or a foreign file.
 pub const MAX_STATE_BYTES: u64 = 4 << 20;
+
+/// How long a run waits for another run of the same check to release the state. Runs hold
+/// it for milliseconds; this stays well inside the default 10 s timeout.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
 
 /// `--state-dir DIR`, for checks that keep state; flatten it into the plugin's arguments.
 #[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
@@ -245,14 +250,28 @@ impl StateDir {
         if !meta.is_file() {
             return Err(refused(&path, "it is not a regular file"));
         }
+        // Polled rather than blocking: a run that holds the lock for long (stuck on a hung
+        // disk) must turn into a message naming the file, not into this run's timeout.
+        let deadline = Instant::now() + LOCK_WAIT;
         loop {
             // SAFETY: flock on a file descriptor we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
                 return Ok(file);
             }
             let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(fail("cannot lock", &path, e));
+            match e.raw_os_error() {
+                Some(libc::EWOULDBLOCK) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Some(libc::EWOULDBLOCK) => {
+                    return Err(CheckError::Other(format!(
+                        "state file {} is locked by another run for more than {}s",
+                        path.display(),
+                        LOCK_WAIT.as_secs()
+                    )))
+                }
+                Some(libc::EINTR) => {}
+                _ => return Err(fail("cannot lock", &path, e)),
             }
         }
     }
@@ -526,6 +545,25 @@ mod tests {
             before,
             "a change is written (a new file renamed over the old)"
         );
+    }
+
+    #[test]
+    fn a_lock_held_too_long_is_an_error_naming_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(tmp.path()).unwrap();
+        bump(&dir, "k", "a");
+        let holder = File::open(tmp.path().join("k.lock")).unwrap();
+        // SAFETY: flock on a file this test owns.
+        assert_eq!(unsafe { libc::flock(holder.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let started = Instant::now();
+        let err = dir
+            .update("k", |_: &mut Counter, _| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("k.lock is locked by another run"), "{err}");
+        assert!(started.elapsed() >= LOCK_WAIT && started.elapsed() < LOCK_WAIT * 2);
+        drop(holder);
+        assert_eq!(bump(&dir, "k", "b").value, 2, "usable again once released");
     }
 
     #[test]

@@ -45,6 +45,16 @@ pub const LIMIT_PROPERTIES: [(&str, &str); 16] = [
     ("rttime", "LimitRTTIME"),
 ];
 
+/// A unit name as systemd spells it: `web` means `web.service`; a name with a suffix
+/// (`web.service`, `run-r1.scope`) is kept.
+pub fn unit_name(unit: &str) -> String {
+    if unit.contains('.') {
+        unit.to_string()
+    } else {
+        format!("{unit}.service")
+    }
+}
+
 /// systemd's hard-limit property for a limits.conf item (`nofile` -> `LimitNOFILE`).
 pub fn limit_property(item: &str) -> Option<&'static str> {
     LIMIT_PROPERTIES
@@ -221,6 +231,15 @@ pub fn show_with(
 
 #[cfg(test)]
 mod tests {
+    use super::unit_name;
+
+    #[test]
+    fn unit_names_get_service_unless_they_have_a_suffix() {
+        assert_eq!(unit_name("web"), "web.service");
+        assert_eq!(unit_name("web.service"), "web.service");
+        assert_eq!(unit_name("run-r1.scope"), "run-r1.scope");
+    }
+
     use super::*;
 
     /// `systemctl show -p LimitNOFILE,LimitNOFILESoft,LimitCORE,LimitCORESoft,NRestarts,

@@ -48,6 +48,19 @@ pub const ITEMS: [(&str, &str); 16] = [
     ("rttime", "Max realtime timeout"),
 ];
 
+/// The item name as a `'static` str, if `name` is one of [`ITEMS`].
+pub fn item_name(name: &str) -> Option<&'static str> {
+    ITEMS
+        .iter()
+        .map(|(item, _)| *item)
+        .find(|item| *item == name)
+}
+
+/// The item names, comma-separated, for messages.
+pub fn item_names() -> String {
+    ITEMS.map(|(item, _)| item).join(", ")
+}
+
 /// All limits of one process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {

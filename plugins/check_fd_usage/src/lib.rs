@@ -6,7 +6,7 @@ use clap::Parser;
 use procguard_common::perfdata::format_number;
 use procguard_common::proc::limits::show;
 use procguard_common::proc::{FileNr, ProcRoot, Rlimit};
-use procguard_common::select::Selector;
+use procguard_common::select::{report_vanished, Selector};
 use procguard_common::{
     CheckArgs, CheckError, CommonArgs, PerfData, Range, Report, Status, Threshold, Thresholds, Uom,
 };
@@ -231,6 +231,7 @@ fn check_selected(
         .select
         .resolve(root, args.common.label.as_deref(), report)?;
     let mut worst: Option<(Usage, String)> = None;
+    let mut vanished = 0;
     for s in &selected {
         let who = s.display();
         match Usage::read(root, s.pid) {
@@ -240,17 +241,15 @@ fn check_selected(
                     worst = Some((u, who));
                 }
             }
-            Err(e) if e.is_not_found() => report.add(
-                Status::Critical,
-                format!("not running: {who} exited while being checked"),
-            ),
+            Err(e) if e.is_not_found() => vanished += 1,
             Err(e) => report.unknown(e),
         }
     }
-    if selected.len() > 1 {
+    report_vanished(report, &args.select, selected.len(), vanished);
+    let checked = selected.len() - vanished;
+    if checked > 1 {
         report.ok_summary(format!(
-            "{} processes below fd thresholds ({})",
-            selected.len(),
+            "{checked} processes below fd thresholds ({})",
             args.select.describe()
         ));
     }

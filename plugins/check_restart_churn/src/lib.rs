@@ -209,11 +209,7 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
 
 /// The unit's counters from `systemctl show`, or why they could not be read.
 fn read_unit(systemctl: &std::path::Path, unit: &str) -> Result<UnitInfo, String> {
-    let name = if unit.contains('.') {
-        unit.to_string()
-    } else {
-        format!("{unit}.service")
-    };
+    let name = systemd::unit_name(unit);
     let props = systemd::show_with(systemctl, &name, &UNIT_PROPERTIES, systemd::DEFAULT_TIMEOUT)
         .map_err(|e| e.to_string())?;
     unit_info(&name, &props)

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use procguard_common::proc::limits::show;
 
-use crate::limits_conf::RLIMIT_ITEMS;
+use procguard_common::proc::limits::{item_name, item_names};
 
 /// An expected soft and hard value. The outer `Option` is "not checked", the inner one
 /// "unlimited".
@@ -62,17 +62,8 @@ impl fmt::Display for Spec {
 
 /// A limits.conf item name, checked against the known ones.
 pub fn parse_item(text: &str) -> Result<&'static str, String> {
-    let lower = text.to_ascii_lowercase();
-    RLIMIT_ITEMS
-        .iter()
-        .copied()
-        .find(|i| *i == lower)
-        .ok_or_else(|| {
-            format!(
-                "unknown limit item {text:?}; use one of {}",
-                RLIMIT_ITEMS.join(", ")
-            )
-        })
+    item_name(&text.to_ascii_lowercase())
+        .ok_or_else(|| format!("unknown limit item {text:?}; use one of {}", item_names()))
 }
 
 /// `ITEM=SOFT[:HARD]`.

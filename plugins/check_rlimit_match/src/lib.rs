@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use procguard_common::proc::limits::show;
 use procguard_common::proc::{Limits, ProcRoot, Process, Rlimit};
-use procguard_common::select::{Selected, Selector};
+use procguard_common::select::{pid_from_pidfile, report_vanished, Selected, Selector};
 use procguard_common::{systemd, CheckArgs, CheckError, CommonArgs, PerfData, Report, Status};
 
 use crate::expect::{parse_item, ItemSpec};
@@ -477,28 +477,25 @@ impl<'a> Ctx<'a> {
                 None => report.add(f.status, f.text.clone()),
             }
         }
-        for s in &selected {
-            self.check_process(job, s, report);
-        }
+        let vanished = selected
+            .iter()
+            .filter(|s| !self.check_process(job, s, report))
+            .count();
+        report_vanished(report, &job.selector, selected.len(), vanished);
         Ok(())
     }
 
-    fn check_process(&mut self, job: &Job, s: &Selected, report: &mut Report) {
+    /// Checks one process; false when it exited while being checked (then nothing is added).
+    fn check_process(&mut self, job: &Job, s: &Selected, report: &mut Report) -> bool {
         let who = s.display();
         let root = self.root.clone();
         let p = root.process(s.pid);
         let limits = match p.limits() {
             Ok(l) => l,
-            Err(e) if e.is_not_found() => {
-                report.add(
-                    Status::Critical,
-                    format!("not running: {who} exited while being checked"),
-                );
-                return;
-            }
+            Err(e) if e.is_not_found() => return false,
             Err(e) => {
                 report.unknown(e);
-                return;
+                return true;
             }
         };
         for item in &job.items {
@@ -536,6 +533,7 @@ impl<'a> Ctx<'a> {
             self.compare(report, &p, &who, item, actual, &item_wants);
         }
         self.checked.push(format!("{who} {}", shown.join(", ")));
+        true
     }
 
     /// Compares one item with its expectations; on a value too low, traces its origin.
@@ -893,8 +891,7 @@ impl<'a> Ctx<'a> {
         out: &mut Vec<Want>,
     ) {
         let unit = match unit {
-            Some(u) if u.contains('.') => u.to_string(),
-            Some(u) => format!("{u}.service"),
+            Some(u) => systemd::unit_name(u),
             None => match p.systemd_unit() {
                 Ok(Some(u)) => u,
                 Ok(None) => {
@@ -1002,16 +999,12 @@ impl<'a> Ctx<'a> {
             Like::Pid(pid) => (format!("--like-pid {pid}"), *pid),
             Like::Pidfile(path) => {
                 let flag = format!("--like-pidfile {}", path.display());
-                let pid = fs::read_to_string(path)
-                    .map_err(|e| CheckError::io(path, e).to_string())
-                    .and_then(|t| {
-                        t.trim()
-                            .lines()
-                            .next()
-                            .and_then(|l| l.trim().parse::<i32>().ok())
-                            .filter(|p| *p > 0)
-                            .ok_or_else(|| format!("{} holds no pid", path.display()))
-                    });
+                // The reference must be running: a missing, empty or dead pidfile leaves
+                // nothing to compare with.
+                let pid = match pid_from_pidfile(&self.root, path) {
+                    Ok(found) => found,
+                    Err(e) => Err(e.to_string()),
+                };
                 match pid {
                     Ok(pid) => (flag, pid),
                     Err(e) => {

@@ -22,6 +22,7 @@
 //! - At the end the soft value is clamped to the hard one.
 //! - Debian/Ubuntu (patch 027): `*`, `@...` and `%...` lines do not apply to uid 0.
 
+use procguard_common::proc::limits::item_name;
 use std::collections::BTreeMap;
 
 use procguard_common::proc::Rlimit;
@@ -163,26 +164,6 @@ pub fn clamp(soft: Option<u64>, hard: Option<u64>) -> Option<u64> {
         (Some(s), Some(h)) => Some(s.min(h)),
     }
 }
-
-/// The limits.conf item names that are rlimits, in the kernel's order.
-pub const RLIMIT_ITEMS: [&str; 16] = [
-    "cpu",
-    "fsize",
-    "data",
-    "stack",
-    "core",
-    "rss",
-    "nproc",
-    "nofile",
-    "memlock",
-    "as",
-    "locks",
-    "sigpending",
-    "msgqueue",
-    "nice",
-    "rtprio",
-    "rttime",
-];
 
 /// Items pam_limits knows that are not rlimits (accepted silently, never an expectation).
 const OTHER_ITEMS: [&str; 4] = ["maxlogins", "maxsyslogins", "priority", "nonewprivs"];
@@ -424,7 +405,7 @@ fn process_limit(
     nr_open: u64,
     at: &LineRef,
 ) {
-    let Some(item) = RLIMIT_ITEMS.iter().copied().find(|i| *i == item) else {
+    let Some(item) = item_name(item) else {
         if !OTHER_ITEMS.contains(&item) {
             warnings.push(format!(
                 "unknown limit item '{item}' in {}:{} - ignored",
