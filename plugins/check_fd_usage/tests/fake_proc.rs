@@ -28,7 +28,7 @@ fn fake_process(root: &Path, pid: u32, fds: usize, exited_before_limits: bool) {
         })
         .collect();
     fs::write(dir.join("status"), status).unwrap();
-    fs::write(dir.join("cmdline"), "sleep\0600\0").unwrap();
+    fs::write(dir.join("cmdline"), "sleep\x00600\x00").unwrap();
     for fd in 0..fds {
         fs::write(dir.join("fd").join(fd.to_string()), "").unwrap();
     }
