@@ -1,4 +1,5 @@
 //! check_fd_usage against a fixture /proc tree: what a real host cannot be made to do on
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 //! demand, such as a process exiting between selection and reading its limits.
 
 use std::fs;
