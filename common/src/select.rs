@@ -14,7 +14,7 @@ use regex::Regex;
 
 use crate::accounts::parse_passwd;
 use crate::error::CheckError;
-use crate::proc::{ProcRoot, Process};
+use crate::proc::{argv0_name, full_name, ProcRoot, Process};
 use crate::report::Report;
 use crate::status::Status;
 use crate::systemd::unit_name;
@@ -328,22 +328,26 @@ impl<'a> Filter<'a> {
                 return Ok(None);
             }
         }
+        // Each file is read once per candidate, and the name test comes before stat: a
+        // --name scan over a busy host reads little more than an exe link per process.
+        let exe = p.exe_name();
+        let argv = if s.cmdline.is_some() || s.name.is_some() || exe.is_none() {
+            p.cmdline()?
+        } else {
+            Vec::new()
+        };
         if let Some(re) = &s.cmdline {
-            if !re.is_match(&p.cmdline()?.join(" ")) {
+            if !re.is_match(&argv.join(" ")) {
+                return Ok(None);
+            }
+        }
+        if let Some(wanted) = &s.name {
+            if exe.as_ref() != Some(wanted) && argv0_name(&argv).as_ref() != Some(wanted) {
                 return Ok(None);
             }
         }
         let stat = p.stat()?;
-        let name = p.name();
-        if let Some(wanted) = &s.name {
-            let argv0 = p.cmdline()?.into_iter().next().unwrap_or_default();
-            let argv0 = Path::new(&argv0)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned());
-            if *wanted != name && argv0.as_deref() != Some(wanted) {
-                return Ok(None);
-            }
-        }
+        let name = full_name(exe, &argv, || stat.comm.clone());
         Ok(Some(Selected {
             pid: p.pid(),
             name,

@@ -229,17 +229,18 @@ impl Process<'_> {
     /// The full executable name: the exe's basename, else argv\[0\]'s, else the 15-character
     /// `comm`. Unlike `comm` it is not truncated.
     pub fn name(&self) -> String {
-        if let Some(exe) = self.exe_name() {
-            return exe;
-        }
-        if let Some(argv0) = self.cmdline().ok().and_then(|a| a.into_iter().next()) {
-            if let Some(base) = Path::new(&argv0).file_name() {
-                return base.to_string_lossy().into_owned();
-            }
-        }
-        self.stat()
-            .map(|s| s.comm)
-            .unwrap_or_else(|_| "?".to_string())
+        let exe = self.exe_name();
+        let argv = if exe.is_none() {
+            self.cmdline().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let comm = || {
+            self.stat()
+                .map(|s| s.comm)
+                .unwrap_or_else(|_| "?".to_string())
+        };
+        full_name(exe, &argv, comm)
     }
 
     /// The cgroup paths the process belongs to (`/proc/PID/cgroup`, v1 and v2 lines).
@@ -305,6 +306,18 @@ impl Process<'_> {
         let started = stat.starttime as f64 / clock_ticks() as f64;
         Ok((self.root.uptime_secs()? - started).max(0.0))
     }
+}
+
+/// The basename of argv\[0\], if there is one.
+pub fn argv0_name(argv: &[String]) -> Option<String> {
+    let base = Path::new(argv.first()?).file_name()?;
+    Some(base.to_string_lossy().into_owned())
+}
+
+/// A process's full name from what was read: the exe's basename, else argv\[0\]'s, else
+/// `comm` (asked for only when needed).
+pub fn full_name(exe: Option<String>, argv: &[String], comm: impl FnOnce() -> String) -> String {
+    exe.or_else(|| argv0_name(argv)).unwrap_or_else(comm)
 }
 
 /// The unit named by a cgroup path: the last component that is a service or scope,

@@ -275,16 +275,24 @@ fn check_all(
     }
     usages.sort_by(|a, b| b.ratio().total_cmp(&a.ratio()).then(b.fds.cmp(&a.fds)));
     let who = |u: &Usage| format!("{}[{}]", root.process(u.pid).name(), u.pid);
+    // Only the fullest, the listed and the failing are named (a readlink each), once each.
+    let fullest_who = usages.first().map(who);
     let mut problems = 0;
     for (rank, u) in usages.iter().enumerate() {
-        // Only the fullest and the failing are named: naming costs a readlink per process.
-        let listed = rank < args.top;
-        if rules.status(u) != Status::Ok {
-            problems += 1;
-            rules.evaluate(report, u, &who(u), None);
+        let failing = rules.status(u) != Status::Ok;
+        if !failing && rank >= args.top {
+            continue;
         }
-        if listed {
-            report.detail(format!("{}. {}", rank + 1, u.describe(&who(u))));
+        let name = match (rank, &fullest_who) {
+            (0, Some(w)) => w.clone(),
+            _ => who(u),
+        };
+        if failing {
+            problems += 1;
+            rules.evaluate(report, u, &name, None);
+        }
+        if rank < args.top {
+            report.detail(format!("{}. {}", rank + 1, u.describe(&name)));
         }
     }
     for e in &unreadable {
@@ -292,7 +300,8 @@ fn check_all(
     }
     let fullest = usages
         .first()
-        .map(|u| format!("; fullest {}", u.describe(&who(u))))
+        .zip(fullest_who.as_deref())
+        .map(|(u, w)| format!("; fullest {}", u.describe(w)))
         .unwrap_or_default();
     let unreadable_note = if unreadable.is_empty() {
         String::new()
@@ -322,10 +331,7 @@ fn check_all(
             .min(0.0)
             .max(Some(100.0)),
     );
-    Ok(usages.into_iter().next().map(|u| {
-        let w = who(&u);
-        (u, w)
-    }))
+    Ok(usages.into_iter().next().zip(fullest_who))
 }
 
 /// Host-wide file handles against fs.file-max.
