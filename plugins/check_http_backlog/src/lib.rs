@@ -13,6 +13,7 @@ pub mod owner;
 pub mod probe;
 pub mod procnet;
 pub mod sock_diag;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -33,6 +34,7 @@ use crate::owner::Owner;
 use crate::probe::{Method, Outcome, Probe};
 use crate::procnet::TcpExt;
 use crate::sock_diag::{DiagError, Families};
+use crate::tls::{Setup, TlsArgs};
 
 /// Alert when a TCP listener's accept queue fills or drops connections, and probe it over
 /// HTTP with each failure in its own words.
@@ -104,6 +106,9 @@ pub struct Args {
     /// How long the probe may take in all (connect, request, response); must be below -t
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_duration)]
     pub probe_timeout: Duration,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Read /proc/net/tcp instead of sock_diag (as where sock_diag is unavailable)
     #[arg(long, hide = true)]
@@ -535,8 +540,17 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
     let labels = stems(&listeners, label.as_deref());
 
     // 2. The probe (before the owner lookup, which is only done on a failure).
-    let probe = probe_target(args, &listeners).map(|url| {
-        let p = probe::run(&url, args.method, args.probe_timeout);
+    let tls = match probe_target(args, &listeners) {
+        Some(_) => Some(Setup::new(&args.tls).map_err(CheckError::Other)?),
+        None => None,
+    };
+    let probe = probe_target(args, &listeners).zip(tls).map(|(url, tls)| {
+        let target = probe::Target {
+            url: url.clone(),
+            host: args.tls.host.clone(),
+            unix: None,
+        };
+        let p = probe::run_target(&target, &tls, args.method, args.probe_timeout);
         (url, p)
     });
 
@@ -801,6 +815,11 @@ fn validate(args: &Args) -> Result<(), CheckError> {
             ));
         }
     }
+    if !probing && (args.tls.verify_cert || args.tls.host.is_some()) {
+        return invalid(
+            "--verify-cert and --host are options of the probe: add --url or --probe".into(),
+        );
+    }
     if args.drops_warning == 0 || args.drops_critical == 0 {
         return invalid("--drops-warning and --drops-critical must be at least 1".into());
     }
@@ -922,6 +941,7 @@ fn add_probe(
             "connection closed before a response (connected in {connect}s)"
         )),
         Outcome::Incomplete => Some(format!("response incomplete after {timeout}s")),
+        Outcome::Tls(f) => Some(f.to_string()),
         Outcome::Failed(why) => Some(format!("probe failed: {why}")),
     };
     let phase = |name: &str, d: Option<Duration>| {
