@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod cli;
 pub mod error;
+pub mod number;
 pub mod perfdata;
 pub mod proc;
 pub mod range;
