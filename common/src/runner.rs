@@ -1,4 +1,4 @@
-//! The run harness: the only code that prints a result and exits (spec A1, A6).
+//! The run harness: the only code that prints a result and exits (docs/contract.md §1, §5, §9).
 //!
 //! - A panic anywhere becomes `NAME UNKNOWN - internal error: ...`, exit 3.
 //! - Argument errors become `NAME UNKNOWN - invalid arguments: ...` plus usage, exit 3;

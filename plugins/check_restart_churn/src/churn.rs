@@ -6,7 +6,7 @@
 //! [`ChurnState`] into a report while updating the state. So window expiry, inference,
 //! PID reuse and reboots are all tested with fixtures and an injected clock.
 //!
-//! Identity of an instance is (boot_id, pid, starttime) (spec B3.3): the same pid with
+//! Identity of an instance is (boot_id, pid, starttime) (docs/contract.md §10.3): the same pid with
 //! another start time is another process (PID reuse), and start times only compare
 //! within one boot. Ages come from /proc/uptime, never from the wall clock, so a stepped
 //! clock does not make a process look young; wall time is used only to place events in

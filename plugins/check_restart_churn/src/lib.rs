@@ -3,8 +3,8 @@
 //!
 //! Monit counts only its own restarts and forgets them, systemd's `NRestarts` only its
 //! automatic ones, and a process check sees only that *a* process runs. This check keeps
-//! each instance of the service ((boot_id, pid, starttime), spec B3.3) in a state file
-//! (spec A5) and compares every run with the last. The judging is the pure
+//! each instance of the service ((boot_id, pid, starttime), docs/contract.md §10.3) in a state file
+//! (docs/contract.md §8) and compares every run with the last. The judging is the pure
 //! [`churn::evaluate`]; this file only reads /proc, systemd and the clock, and hands the
 //! state store the closure that judges.
 
