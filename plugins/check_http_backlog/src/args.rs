@@ -156,13 +156,8 @@ fn parse_status_set(text: &str) -> Result<StatusSet, String> {
 
 /// The checks clap cannot express; each failure is a usage error.
 pub fn validate(args: &Args) -> Result<(), CheckError> {
-    // Like clap's own argument errors: the reason, then the short usage.
-    let invalid = |m: String| {
-        let usage = <Args as clap::CommandFactory>::command().render_usage();
-        Err(CheckError::Config(format!(
-            "invalid arguments: {m}\n{usage}\nFor more information, try '--help'."
-        )))
-    };
+    // The runner prints these like clap's own errors: the reason, then the short usage.
+    let invalid = |m: String| Err(CheckError::Usage(m));
     if args.port.is_none() && args.select.is_empty() {
         return invalid(
             "give --port PORT or a process selector (--pid, --name, --unit, ...)".into(),
@@ -272,7 +267,6 @@ mod tests {
         // Only a probe needs the probe timeout to fit: a queue-only check may run with -t 1.
         assert!(validate(&args(&["--port", "1", "-t", "1"])).is_ok());
         assert!(msg(&["--port", "1", "-t", "1", "--url", "http://x/"]).contains("below -t 1s"));
-        assert!(msg(&[]).contains("\nUsage: check_http_backlog"));
         assert!(
             msg(&["--port", "1", "-t", "3", "--probe", "--probe-timeout", "3"])
                 .contains("below -t 3s")
