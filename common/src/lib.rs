@@ -10,6 +10,8 @@
 pub mod accounts;
 pub mod cli;
 pub mod error;
+pub mod files;
+pub mod number;
 pub mod perfdata;
 pub mod proc;
 pub mod range;
@@ -21,6 +23,7 @@ pub mod status;
 pub mod systemd;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;
 
 pub use cli::CommonArgs;
 pub use error::CheckError;

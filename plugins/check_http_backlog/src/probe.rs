@@ -172,15 +172,6 @@ pub struct Target {
 }
 
 impl Target {
-    /// A plain URL.
-    pub fn url(url: &str) -> Target {
-        Target {
-            url: url.to_string(),
-            host: None,
-            unix: None,
-        }
-    }
-
     /// The URL the request is made for: the URL with `--host` as its host (same scheme,
     /// port, path). `None` when the URL does not parse (ureq then says so).
     fn request_url(&self) -> Option<String> {
@@ -199,20 +190,6 @@ impl Target {
         };
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         Some(format!("{}://{authority}{path}", uri.scheme_str()?))
-    }
-}
-
-/// Sends one request to `url` and waits at most `timeout` for all of it; certificates are
-/// not verified.
-pub fn run(url: &str, method: Method, timeout: Duration) -> Probe {
-    match Setup::new(&crate::tls::TlsArgs::default()) {
-        Ok(tls) => run_target(&Target::url(url), &tls, method, timeout),
-        Err(why) => Probe {
-            outcome: Outcome::Failed(why),
-            connect: None,
-            first_byte: None,
-            total: Duration::ZERO,
-        },
     }
 }
 

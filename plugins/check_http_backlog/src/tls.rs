@@ -15,6 +15,8 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
+
+use procguard_common::files::Follow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -158,22 +160,8 @@ fn trust_store(
 /// Reads `--ca-cert`: a regular file of bounded size (not a FIFO or a device that would
 /// block or never end).
 fn read_ca_file(path: &Path) -> Result<Vec<u8>, String> {
-    let fail = |why: String| format!("--ca-cert {}: {why}", path.display());
-    let file = std::fs::File::open(path).map_err(|e| fail(crate::probe::io_words(&e)))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| fail(crate::probe::io_words(&e)))?;
-    if !meta.is_file() {
-        return Err(fail("not a regular file".to_string()));
-    }
-    let mut bytes = Vec::new();
-    file.take(CA_FILE_MAX + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(crate::probe::io_words(&e)))?;
-    if bytes.len() as u64 > CA_FILE_MAX {
-        return Err(fail(format!("larger than {CA_FILE_MAX} bytes")));
-    }
-    Ok(bytes)
+    procguard_common::files::read_regular(path, CA_FILE_MAX, Follow::Always)
+        .map_err(|e| format!("--ca-cert: {e}"))
 }
 
 /// A verifier that remembers the server's certificate, then verifies it with webpki when
