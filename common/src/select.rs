@@ -1,4 +1,4 @@
-//! Process selection (spec A4): `--pid`, `--pidfile`, `--name`, `--cmdline`, `--user`,
+//! Process selection (docs/contract.md §7): `--pid`, `--pidfile`, `--name`, `--cmdline`, `--user`,
 //! `--unit`, `--ppid`, combined with AND.
 //!
 //! Only processes are matched, never threads, never the plugin itself nor the shell that
