@@ -82,11 +82,18 @@ impl Observation {
 /// Reads everything but the owners. Selection failures ("not running") are in `notes`,
 /// with no listeners.
 pub fn observe(args: &Args, root: &ProcRoot, deadline: Instant) -> Result<Observation, CheckError> {
-    let (mut listeners, source, fallback) = read_listeners(args, root)?;
+    // TCP listeners unless only Unix ones are asked for (--unix without --port, --unix-only).
+    let tcp = args.port.is_some() || (args.unix.is_none() && !args.unix_only);
+    let (mut listeners, source, fallback) = if tcp {
+        read_listeners(args, root)?
+    } else {
+        (Vec::new(), Source::SockDiag, None)
+    };
     if let Some(addr) = args.address {
         listeners.retain(|l| l.serves(addr));
     }
     let mut obs = Observation::new(source, fallback);
+    listeners.extend(crate::unix::listeners(args, &mut obs.notes)?);
     if !args.select.is_empty() {
         select(args, root, deadline, &mut obs)?;
         if obs.selected.as_ref().is_some_and(Vec::is_empty) {
@@ -96,21 +103,20 @@ pub fn observe(args: &Args, root: &ProcRoot, deadline: Instant) -> Result<Observ
     }
     listeners.sort_by_key(|l| (l.port, l.addr.is_ipv6(), l.addr, l.inode));
     obs.listeners = listeners;
-    if let Some(url) = crate::probe_target(args, &obs.listeners) {
+    if let Some(target) = crate::probe_target(args, &obs.listeners) {
         let tls = Setup::new(&args.tls).map_err(CheckError::Other)?;
-        let target = probe::Target {
-            url: url.clone(),
-            host: args.tls.host.clone(),
-            unix: None,
-        };
         let p = probe::run_target(&target, &tls, args.method, args.probe_timeout);
-        obs.probe = Some((url, p));
+        obs.probe = Some((target.describe(), p));
     }
-    obs.host = host_counters(root, &mut obs.notes);
-    if obs
-        .probe
-        .as_ref()
-        .is_some_and(|(_, p)| p.outcome == Outcome::ConnectTimeout)
+    // The TcpExt counters concern TCP listeners only.
+    if tcp {
+        obs.host = host_counters(root, &mut obs.notes);
+    }
+    if tcp
+        && obs
+            .probe
+            .as_ref()
+            .is_some_and(|(_, p)| p.outcome == Outcome::ConnectTimeout)
     {
         obs.after_probe = Some(drops_after_probe(args, root, &obs.listeners));
     }
@@ -195,6 +201,7 @@ fn read_listeners(
             drops: None,
             uid: r.uid,
             inode: r.inode,
+            unix: None,
         })
         .collect();
     Ok((listeners, Source::ProcNetTcp, Some(why_not)))
@@ -258,7 +265,7 @@ fn established_by_port(
     listeners: &[Listener],
 ) -> BTreeMap<u16, Result<Vec<IpAddr>, String>> {
     let mut out = BTreeMap::new();
-    for l in listeners {
+    for l in listeners.iter().filter(|l| l.unix.is_none()) {
         out.entry(l.port).or_insert_with(|| {
             // Only the families listening on this port can hold its connections: an IPv4
             // listener's are all AF_INET, so the (costly) AF_INET6 walk is skipped.

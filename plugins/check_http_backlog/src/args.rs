@@ -24,6 +24,8 @@ use crate::tls::TlsArgs;
 /// since the last run (state in --state-dir). -w/-c are response times in seconds for the
 /// probe (--url or --probe), as in check_http. When the probe fails or the queue is full,
 /// the process holding the listener is looked up and its open files compared with its limit.
+/// Unix stream listeners (php-fpm, gunicorn, uWSGI behind nginx) are checked the same way:
+/// --unix PATH, or --unix-only with the selectors; --probe then speaks HTTP over the socket.
 #[derive(Parser, Debug)]
 #[command(name = "check_http_backlog", version, about, long_about)]
 pub struct Args {
@@ -35,6 +37,15 @@ pub struct Args {
 
     #[command(flatten)]
     pub state: StateArgs,
+
+    /// Check the Unix stream listener at this path (`@NAME` for an abstract socket)
+    #[arg(long, value_name = "PATH")]
+    pub unix: Option<String>,
+
+    /// With the selectors: check the selected processes' Unix stream listeners instead of
+    /// their TCP listeners
+    #[arg(long, conflicts_with_all = ["port", "unix"])]
+    pub unix_only: bool,
 
     /// Check the TCP listener(s) on this port
     #[arg(long, value_name = "PORT")]
@@ -162,9 +173,16 @@ fn parse_status_set(text: &str) -> Result<StatusSet, String> {
 pub fn validate(args: &Args) -> Result<(), CheckError> {
     // The runner prints these like clap's own errors: the reason, then the short usage.
     let invalid = |m: String| Err(CheckError::Usage(m));
-    if args.port.is_none() && args.select.is_empty() {
+    if args.unix_only && args.select.is_empty() {
         return invalid(
-            "give --port PORT or a process selector (--pid, --name, --unit, ...)".into(),
+            "--unix-only chooses among the selected processes' listeners: add a selector (--pid, --name, --unit, ...)"
+                .into(),
+        );
+    }
+    if args.port.is_none() && args.unix.is_none() && args.select.is_empty() {
+        return invalid(
+            "give --port PORT, --unix PATH or a process selector (--pid, --name, --unit, ...)"
+                .into(),
         );
     }
     let probing = args.probe || args.url.is_some();

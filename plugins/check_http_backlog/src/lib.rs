@@ -22,6 +22,8 @@ pub mod probe;
 pub mod procnet;
 pub mod sock_diag;
 pub mod tls;
+pub mod unix;
+pub mod unix_diag;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
@@ -67,10 +69,24 @@ fn target_key(args: &Args) -> String {
     parts.join(" ")
 }
 
-/// The URL to probe, if any.
-fn probe_target(args: &Args, listeners: &[Listener]) -> Option<String> {
+/// Where to probe, if anywhere: `--url`, or with `--probe` the (first) listener; over its
+/// socket for a Unix listener (none when `--unix PATH` has no listener: that is said).
+fn probe_target(args: &Args, listeners: &[Listener]) -> Option<probe::Target> {
+    let target = |url: String, unix: Option<&String>| probe::Target {
+        url,
+        host: args.tls.host.clone(),
+        unix: unix.map(std::path::PathBuf::from),
+    };
+    if args.unix.is_some() || args.unix_only {
+        let path = listeners.iter().find_map(|l| l.unix.as_ref())?;
+        return match (&args.url, args.probe) {
+            (Some(url), _) => Some(target(url.clone(), Some(path))),
+            (None, true) => Some(target("http://localhost/".into(), Some(path))),
+            (None, false) => None,
+        };
+    }
     if let Some(url) = &args.url {
-        return Some(url.clone());
+        return Some(target(url.clone(), None));
     }
     if !args.probe {
         return None;
@@ -81,5 +97,5 @@ fn probe_target(args: &Args, listeners: &[Listener]) -> Option<String> {
         (None, Some(l)) => (l.probe_host(), l.port),
         (None, None) => (Ipv4Addr::LOCALHOST.to_string(), args.port?),
     };
-    Some(format!("http://{host}:{port}/"))
+    Some(target(format!("http://{host}:{port}/"), None))
 }
