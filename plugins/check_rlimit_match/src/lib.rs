@@ -48,7 +48,7 @@ use crate::provenance::{generic_remediation, Supervisor};
 ///
 /// When a value is below its expectation, the parent chain is walked to name the ancestor
 /// it was inherited from, with a one-line remediation for that supervisor. An expectation
-/// above fs.nr_open (the kernel's nofile ceiling) is a WARNING. -w/-c are not used.
+/// above fs.nr_open (the kernel's nofile ceiling) is a WARNING.
 #[derive(Parser, Debug)]
 #[command(
     name = "check_rlimit_match",
@@ -180,11 +180,6 @@ struct Want {
 
 /// The check.
 pub fn check(args: &Args) -> Result<Report, CheckError> {
-    if args.common.warning.is_some() || args.common.critical.is_some() {
-        return Err(CheckError::Config(
-            "-w/-c are not used by check_rlimit_match: expectations come from --expect, --at-least, --limits-conf, --systemd, --config or --like-pid".into(),
-        ));
-    }
     let jobs = jobs(args)?;
     let root = ProcRoot::new(&args.common.proc_root);
     let mut ctx = Ctx::new(args, root);
