@@ -291,12 +291,12 @@ fn judge_listeners(
             critical: args.queue_critical.resolve(backlog),
         };
         let queue = f64::from(l.queue);
-        let status = q.evaluate(queue);
+        let judgement = q.judge(queue);
+        let status = judgement.status;
         let mut text = format!("{} {}", l.endpoint(), l.queue_words());
-        if status != Status::Ok && !l.is_full() {
-            if let Some(r) = q.violated(queue) {
-                text = format!("{text} ({} {})", word(status), r.violation());
-            }
+        // "5/4 full" says more than "(critical > 4)".
+        if !l.is_full() {
+            text = judgement.annotate(&text);
         }
         if let Some(why) = attach.take(status, Some(l), true) {
             text = format!("{text}; {why}");
@@ -377,10 +377,9 @@ fn judged(
     (attach, about): (&mut Attach<'_>, Option<&Listener>),
     perf: PerfData,
 ) -> Status {
-    let status = t.evaluate(value);
-    if let Some(r) = t.violated(value) {
-        text = format!("{text} ({} {})", word(status), r.violation());
-    }
+    let judgement = t.judge(value);
+    let status = judgement.status;
+    text = judgement.annotate(&text);
     if let Some(why) = attach.take(status, about, false) {
         text = format!("{text}; {why}");
     }
@@ -475,15 +474,6 @@ fn details(report: &mut Report, obs: &Observation, args: &Args, prior: &Prior) {
     }
 }
 
-/// "critical" / "warning".
-fn word(s: Status) -> &'static str {
-    if s == Status::Critical {
-        "critical"
-    } else {
-        "warning"
-    }
-}
-
 /// The probe's finding and its timings (perfdata `time`, `time_connect`,
 /// `time_firstbyte`, prefixed with the label, if any). Returns its state.
 fn probe_finding(
@@ -496,8 +486,8 @@ fn probe_finding(
 ) -> Status {
     let prefix = |name: &str| label.map_or_else(|| name.to_string(), |l| format!("{l}_{name}"));
     let time_thresholds = Thresholds {
-        warning: args.common.warning.map(|t| t.range()),
-        critical: args.common.critical.map(|t| t.range()),
+        warning: args.thresholds.warning.map(|t| t.range()),
+        critical: args.thresholds.critical.map(|t| t.range()),
     };
     let line = format!("probe: {} {url}", method_name(args.method));
     let status = match probe_failure(args, p) {
