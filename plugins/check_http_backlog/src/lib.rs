@@ -69,33 +69,47 @@ fn target_key(args: &Args) -> String {
     parts.join(" ")
 }
 
-/// Where to probe, if anywhere: `--url`, or with `--probe` the (first) listener; over its
-/// socket for a Unix listener (none when `--unix PATH` has no listener: that is said).
-fn probe_target(args: &Args, listeners: &[Listener]) -> Option<probe::Target> {
+/// Where to probe, if anywhere, and the inode of the listener it goes to: `--url` (the
+/// listener serving the URL's address and port, else with `--port` the first listener on
+/// it), or with `--probe` the (first) listener; over its socket for a Unix listener (none
+/// when `--unix PATH` has no listener: that is said).
+fn probe_target(args: &Args, listeners: &[Listener]) -> Option<(probe::Target, Option<u64>)> {
     let target = |url: String, unix: Option<&String>| probe::Target {
         url,
         host: args.tls.host.clone(),
         unix: unix.map(std::path::PathBuf::from),
     };
     if args.unix.is_some() || args.unix_only {
-        let path = listeners.iter().find_map(|l| l.unix.as_ref())?;
-        return match (&args.url, args.probe) {
-            (Some(url), _) => Some(target(url.clone(), Some(path))),
-            (None, true) => Some(target("http://localhost/".into(), Some(path))),
-            (None, false) => None,
+        let l = listeners.iter().find(|l| l.unix.is_some())?;
+        let url = match (&args.url, args.probe) {
+            (Some(url), _) => url.clone(),
+            (None, true) => "http://localhost/".into(),
+            (None, false) => return None,
         };
+        return Some((target(url, l.unix.as_ref()), Some(l.inode)));
     }
     if let Some(url) = &args.url {
-        return Some(target(url.clone(), None));
+        let served = args::url_endpoint(url).ok().and_then(|(host, port)| {
+            let ip: Option<IpAddr> = host.parse().ok();
+            listeners
+                .iter()
+                .find(|l| l.port == port && ip.is_none_or(|ip| l.serves(ip)))
+        });
+        let probed = served.or_else(|| listeners.first().filter(|_| args.port.is_some()));
+        return Some((target(url.clone(), None), probed.map(|l| l.inode)));
     }
     if !args.probe {
         return None;
     }
-    let (host, port) = match (args.address, listeners.first()) {
+    let first = listeners.first();
+    let (host, port) = match (args.address, first) {
         (Some(IpAddr::V6(a)), _) => (format!("[{a}]"), args.port?),
         (Some(a), _) => (a.to_string(), args.port?),
         (None, Some(l)) => (l.probe_host(), l.port),
         (None, None) => (Ipv4Addr::LOCALHOST.to_string(), args.port?),
     };
-    Some(target(format!("http://{host}:{port}/"), None))
+    Some((
+        target(format!("http://{host}:{port}/"), None),
+        first.map(|l| l.inode),
+    ))
 }

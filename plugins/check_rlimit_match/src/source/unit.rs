@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use procguard_common::proc::limits::show;
-use procguard_common::{systemd, Status};
+use procguard_common::proc::limits::{self, show};
+use procguard_common::Status;
 
 use crate::expectation::{Comparison, Expectation, Half, Kind, Note};
 use crate::source::Expected;
@@ -37,10 +37,11 @@ pub fn expectations(
     }
     out.kinds.insert(Kind::Unit(unit.clone()));
     for item in items {
-        let Some(prop) = systemd::limit_property(item) else {
+        let Some(limit_item) = limits::item(item) else {
             continue;
         };
-        match systemd::unit_limit(props, item) {
+        let prop = limit_item.systemd;
+        match limit_item.from_systemd(props) {
             Ok(Some(l)) => {
                 for half in Half::BOTH {
                     let name = match half {
@@ -87,14 +88,15 @@ pub fn expectations(
 mod tests {
     use super::*;
 
-    /// `systemctl show --property=LimitNOFILE,LimitNOFILESoft,LimitCORE,LimitCORESoft,LoadState`
-    /// of a unit with `LimitNOFILE=1024:524288` and `LimitCORE=infinity` (systemd 252).
+    /// What `systemctl show --property=LimitNOFILE,LimitNOFILESoft,LimitCORE,LimitCORESoft,LoadState`
+    /// prints for a service under systemd 252's default `DefaultLimitNOFILE=1024:524288` and
+    /// `LimitCORE=infinity`. Written in its format by hand: the build machine runs no systemd.
     const SHOW: &str = "LimitNOFILE=524288\nLimitNOFILESoft=1024\nLimitCORE=infinity\nLimitCORESoft=infinity\nLoadState=loaded\n";
 
     fn run(unit: &str, text: &str, items: &[&'static str]) -> Expected {
         let input = UnitInput {
             unit: unit.into(),
-            props: Rc::new(systemd::parse_show(text)),
+            props: Rc::new(procguard_common::systemd::parse_show(text)),
         };
         let mut out = Expected::default();
         expectations(&input, items, Some(1_048_576), &mut out);
