@@ -1,20 +1,30 @@
-//! Process selection (spec A4): `--pid`, `--pidfile`, `--name`, `--cmdline`, `--user`,
-//! `--unit`, `--ppid`, combined with AND.
+//! Process selection (docs/contract.md, "Process selection"): `--pid`, `--pidfile`,
+//! `--name`, `--cmdline`, `--user`, `--unit`, `--ppid`, `--container`, combined with AND.
 //!
-//! Only processes are matched, never threads, never the plugin itself nor the shell that
-//! runs it. A process that vanishes while being read is skipped. "Not running" (no match,
-//! a missing, empty or stale pidfile, a dead `--pid`) is a CRITICAL result with the reason.
+//! Only processes are matched, never threads, kernel threads, the plugin itself nor the
+//! shell that runs it. A process that vanishes while being read is skipped. "Not running"
+//! (no match, a missing, empty or stale pidfile, a dead `--pid`, a zombie) is a CRITICAL
+//! result with the reason. Every fact used comes from a /proc file any user can read, so
+//! root and the `nagios` user select the same processes under the same names and labels.
+//!
+//! Perfdata labels: the stem is `--label`, else the selector's (the `--name` pattern without
+//! wildcards, the pidfile's stem, the unit, the container's name or short id), numbered
+//! `_1`, `_2`, ... by start time when several processes match. Without a stem, each process
+//! name is its own stem, numbered within that name only, so a process appearing under
+//! another name never renumbers the rest (`--user www-data`: `php-fpm8.2_1`..`_4`,
+//! `nginx_1`, `nginx_2`).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
 
 use regex::Regex;
 
 use crate::accounts::parse_passwd;
 use crate::error::CheckError;
-use crate::proc::{argv0_name, full_name, ProcRoot, Process};
+use crate::proc::{container::Container, has_exited, who, Glob, Identity, ProcRoot, Process};
 use crate::report::Report;
 use crate::status::Status;
 use crate::systemd::unit_name;
@@ -26,12 +36,12 @@ pub struct Selector {
     #[arg(long, value_name = "PID")]
     pub pid: Option<i32>,
 
-    /// Select the process whose PID is in FILE (missing, empty or stale file: CRITICAL)
+    /// Select the process whose PID is in FILE (missing, empty or stale file: CRITICAL; a symlink is followed only when root owns it). With --container, the PID as the container sees it
     #[arg(long, value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
 
-    /// Select processes by full executable name (basename of /proc/PID/exe or argv[0], not the 15-character comm)
-    #[arg(long, value_name = "NAME")]
+    /// Select processes by name, a glob (php-fpm*): the executable's name, its comm, the first word of a retitled command line (nginx: worker process), or an interpreter's script (supervisord) or the interpreter
+    #[arg(long, value_name = "NAME", value_parser = check_glob)]
     pub name: Option<String>,
 
     /// Select processes whose command line (arguments joined by spaces) matches REGEX
@@ -42,32 +52,47 @@ pub struct Selector {
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
 
-    /// Select processes in the cgroup of this systemd unit (".service" is implied)
+    /// Select processes in the cgroup of this systemd unit (".service" is implied); units of user managers count only as user@UID.service/UNIT
     #[arg(long, value_name = "UNIT")]
     pub unit: Option<String>,
 
     /// Select processes whose parent has this PID
     #[arg(long, value_name = "PID")]
     pub ppid: Option<i32>,
+
+    /// Select the processes of a container (Docker, Podman, containerd/Kubernetes, CRI-O, LXC, systemd-nspawn) by name, id or an id prefix of 12+ hex digits, from their cgroup
+    #[arg(long, value_name = "NAME_OR_ID")]
+    pub container: Option<String>,
+}
+
+fn check_glob(text: &str) -> Result<String, String> {
+    Glob::new(text).map(|_| text.to_string())
 }
 
 /// A selected process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selected {
-    /// Its PID.
+    /// Its PID (as the plugin sees it: on the host).
     pub pid: i32,
-    /// Its full executable name.
+    /// What it is called ([`Identity::name`]).
     pub name: String,
     /// Start time in clock ticks after boot (with the PID, the identity of an instance).
     pub starttime: u64,
     /// Its perfdata label prefix: stable across restarts, never the PID.
     pub label: String,
+    /// Its PID inside its container's PID namespace, when selected by `--container` and
+    /// that differs from `pid`.
+    pub ns_pid: Option<i32>,
 }
 
 impl Selected {
-    /// `name[pid]`, as shown in output.
+    /// `name[pid]` as shown in output, with the in-container PID when there is one:
+    /// `nginx[4312, pid 1 in container]`.
     pub fn display(&self) -> String {
-        format!("{}[{}]", self.name, self.pid)
+        match self.ns_pid {
+            Some(ns) => format!("{}[{}, pid {ns} in container]", self.name, self.pid),
+            None => who(&self.name, self.pid),
+        }
     }
 }
 
@@ -81,9 +106,11 @@ impl Selector {
             && self.user.is_none()
             && self.unit.is_none()
             && self.ppid.is_none()
+            && self.container.is_none()
     }
 
-    /// The selectors as given, e.g. `--name node --user app`.
+    /// The selectors as given, e.g. `--name node --user app`; a pidfile is named by its
+    /// absolute path, so `run/app.pid` and `/srv/run/app.pid` describe (and key state) alike.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         let mut add = |flag: &str, value: Option<String>| {
@@ -94,7 +121,9 @@ impl Selector {
         add("pid", self.pid.map(|p| p.to_string()));
         add(
             "pidfile",
-            self.pidfile.as_ref().map(|p| p.display().to_string()),
+            self.pidfile
+                .as_ref()
+                .map(|p| canonical_pidfile(p).display().to_string()),
         );
         add("name", self.name.clone());
         add(
@@ -104,14 +133,18 @@ impl Selector {
         add("user", self.user.clone());
         add("unit", self.unit.clone());
         add("ppid", self.ppid.map(|p| p.to_string()));
+        add("container", self.container.clone());
         parts.join(" ")
     }
 
-    /// A label prefix that does not change when the process restarts: the name, the
-    /// pidfile's stem or the unit, else `None` (then the process name is used).
+    /// A label prefix that does not change when the process restarts: the name (without
+    /// wildcards), the pidfile's stem, the unit or the container, else `None` (then each
+    /// process's name is used).
     pub fn stable_label(&self) -> Option<String> {
         self.name
-            .clone()
+            .as_deref()
+            .and_then(|n| Glob::new(n).ok())
+            .map(|g| g.stem())
             .or_else(|| {
                 self.pidfile
                     .as_ref()
@@ -123,6 +156,7 @@ impl Selector {
                     .as_ref()
                     .map(|u| u.trim_end_matches(".service").to_string())
             })
+            .or_else(|| self.container.as_ref().map(|c| short_container(c)))
     }
 
     /// The processes selected, oldest first. "Not running" is added to `report` as CRITICAL
@@ -134,17 +168,17 @@ impl Selector {
         report: &mut Report,
     ) -> Result<Vec<Selected>, CheckError> {
         let candidates = match self.candidates(root)? {
-            Ok(pids) => pids,
+            Ok(c) => c,
             Err(not_running) => {
                 report.add(Status::Critical, format!("not running: {not_running}"));
                 return Ok(Vec::new());
             }
         };
-        let filter = Filter::new(self)?;
+        let mut filter = Filter::new(self, candidates.ns_pid)?;
         let me = std::process::id() as i32;
         let my_shell = parent_shell(root, me);
         let mut found = Vec::new();
-        for pid in candidates {
+        for pid in candidates.pids {
             if pid == me || Some(pid) == my_shell {
                 continue;
             }
@@ -155,28 +189,59 @@ impl Selector {
                 Err(e) => report.unknown(e),
             }
         }
+        filter.check_unique_container()?;
         if found.is_empty() && report.findings().is_empty() {
-            report.add(
-                Status::Critical,
-                format!("no process matches {}", self.describe()),
-            );
+            self.report_none(root, &filter, report);
         }
         found.sort_by_key(|s| (s.starttime, s.pid));
-        let base = label.map(str::to_string).or_else(|| self.stable_label());
-        let numbered = found.len() > 1;
-        for (i, s) in found.iter_mut().enumerate() {
-            let stem = base.clone().unwrap_or_else(|| s.name.clone());
-            s.label = if numbered {
-                format!("{stem}_{}", i + 1)
-            } else {
-                stem
-            };
-        }
+        number_labels(
+            &mut found,
+            label.map(str::to_string).or_else(|| self.stable_label()),
+        );
         Ok(found)
     }
 
+    /// Why nothing was selected: zombies only, a pidfile's PID not in the container, or no
+    /// match at all; UNKNOWN when /proc hides other users' processes from this user.
+    fn report_none(&self, root: &ProcRoot, filter: &Filter, report: &mut Report) {
+        let described = self.describe();
+        if let Some((pid, ppid)) = filter.zombies.first() {
+            let what = if self.pid.is_some() || self.pidfile.is_some() {
+                format!("pid {pid} is a zombie")
+            } else {
+                format!("every process matching {described} is a zombie (pid {pid})")
+            };
+            report.add(
+                Status::Critical,
+                format!(
+                    "not running: {what}: it exited and its parent (pid {ppid}) has not reaped it"
+                ),
+            );
+        } else if let (Some(ns), Some(c)) = (filter.ns_pid, &self.container) {
+            let file = self
+                .pidfile
+                .as_deref()
+                .map(canonical_pidfile)
+                .unwrap_or_default();
+            report.add(
+                Status::Critical,
+                format!(
+                    "not running: pidfile {} names pid {ns}, which is not running in container {c}",
+                    file.display()
+                ),
+            );
+        } else if root.hides_other_users() && !is_root() {
+            report.unknown(format!(
+                "no process matches {described} among those this user can see: {} is mounted with hidepid, which hides other users' processes; run the check via sudo or add this user to the group named by the mount's gid= option",
+                root.path().display()
+            ));
+        } else {
+            report.add(Status::Critical, format!("no process matches {described}"));
+        }
+    }
+
     /// The PIDs to look at, or why the service is not running.
-    fn candidates(&self, root: &ProcRoot) -> Result<Result<Vec<i32>, String>, CheckError> {
+    fn candidates(&self, root: &ProcRoot) -> Result<Result<Candidates, String>, CheckError> {
         let mut pids: Option<Vec<i32>> = None;
         if let Some(pid) = self.pid {
             if !root.process(pid).exists() {
@@ -184,18 +249,75 @@ impl Selector {
             }
             pids = Some(vec![thread_group_leader(root, pid)?]);
         }
+        let mut ns_pid = None;
         if let Some(file) = &self.pidfile {
-            match pid_from_pidfile(root, file)? {
-                Ok(pid) if pids.as_ref().is_none_or(|p| p.contains(&pid)) => pids = Some(vec![pid]),
-                Ok(_) => pids = Some(Vec::new()),
+            // With --container the file holds the PID inside the container: the processes
+            // of the container are scanned for it (NSpid) instead.
+            let from_file = if self.container.is_some() {
+                read_pidfile(file)?.map(|pid| {
+                    ns_pid = Some(pid);
+                    None
+                })
+            } else {
+                pid_from_pidfile(root, file)?.map(Some)
+            };
+            match from_file {
+                Ok(None) => {}
+                Ok(Some(pid)) if pids.as_ref().is_none_or(|p| p.contains(&pid)) => {
+                    pids = Some(vec![pid]);
+                }
+                Ok(Some(_)) => pids = Some(Vec::new()),
                 Err(why) => return Ok(Err(why)),
             }
         }
-        match pids {
-            Some(p) => Ok(Ok(p)),
-            None => root.pids().map(Ok),
-        }
+        let pids = match pids {
+            Some(p) => p,
+            None => root.pids()?,
+        };
+        Ok(Ok(Candidates { pids, ns_pid }))
     }
+}
+
+/// What [`Selector::candidates`] found.
+struct Candidates {
+    pids: Vec<i32>,
+    /// The PID a pidfile gave inside `--container`'s PID namespace.
+    ns_pid: Option<i32>,
+}
+
+/// Sets each process's label: `stem`, or `stem_1`.. by start time when several share it;
+/// without a stem, per process name (see the module documentation).
+fn number_labels(found: &mut [Selected], stem: Option<String>) {
+    let stem_of = |s: &Selected| stem.clone().unwrap_or_else(|| s.name.clone());
+    let mut groups: BTreeMap<String, usize> = BTreeMap::new();
+    for s in found.iter() {
+        *groups.entry(stem_of(s)).or_default() += 1;
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for s in found.iter_mut() {
+        let stem = stem_of(s);
+        let n = seen.entry(stem.clone()).or_default();
+        *n += 1;
+        s.label = if groups[&stem] > 1 {
+            format!("{stem}_{n}")
+        } else {
+            stem
+        };
+    }
+}
+
+/// A `--container` value as a label: an id prefix cut to 12 digits, a name as is.
+fn short_container(c: &str) -> String {
+    if c.len() > 12 && c.chars().all(|ch| ch.is_ascii_hexdigit()) {
+        c[..12].to_ascii_lowercase()
+    } else {
+        c.to_string()
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// After checking the selected processes: one that exited while being checked is simply
@@ -222,8 +344,42 @@ fn thread_group_leader(root: &ProcRoot, pid: i32) -> Result<i32, CheckError> {
     }
 }
 
+/// A pidfile's path with its directory made absolute and canonical; the file itself is
+/// not resolved (a symlinked pidfile keeps its own name).
+pub fn canonical_pidfile(file: &Path) -> PathBuf {
+    let Some(name) = file.file_name() else {
+        return file.to_path_buf();
+    };
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir = fs::canonicalize(&dir).unwrap_or_else(|_| lexically_absolute(&dir));
+    dir.join(name)
+}
+
+/// `dir` made absolute against the working directory, `.` and `..` folded without
+/// touching the filesystem (for a directory that does not exist).
+fn lexically_absolute(dir: &Path) -> PathBuf {
+    let joined = std::env::current_dir().unwrap_or_default().join(dir);
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Longest pidfile content read: a pid and a newline, with room to spare.
 const PIDFILE_MAX: u64 = 64;
+
+/// Symlinks followed at most when opening a pidfile.
+const PIDFILE_MAX_LINKS: usize = 8;
 
 /// The PID a pidfile names, or why that does not show a running service (missing, empty,
 /// not a pid, or a pid that is not running).
@@ -232,8 +388,26 @@ const PIDFILE_MAX: u64 = 64;
 /// moves when the wall clock is stepped, which would make a healthy service "stale". Combine
 /// `--pidfile` with `--name` to be sure the pid is still the service's.
 pub fn pid_from_pidfile(root: &ProcRoot, file: &Path) -> Result<Result<i32, String>, CheckError> {
+    let pid = match read_pidfile(file)? {
+        Ok(pid) => pid,
+        Err(why) => return Ok(Err(why)),
+    };
+    match root.process(pid).stat() {
+        Ok(_) => Ok(Ok(pid)),
+        Err(e) if e.is_not_found() => Ok(Err(format!(
+            "pidfile {} names pid {pid}, which is not running",
+            file.display()
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+/// The PID written in a pidfile, or why there is none. The content is never shown (the
+/// file may be anything a symlink points at); a symlink owned by anyone but root is an
+/// error (UNKNOWN), as systemd refuses it for `PIDFile=`.
+pub fn read_pidfile(file: &Path) -> Result<Result<i32, String>, CheckError> {
     let shown = file.display();
-    let text = match read_small_file(file, PIDFILE_MAX) {
+    let text = match read_pidfile_bytes(file) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Ok(Err(format!("pidfile {shown} does not exist")))
@@ -241,45 +415,71 @@ pub fn pid_from_pidfile(root: &ProcRoot, file: &Path) -> Result<Result<i32, Stri
         Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
             return Ok(Err(format!("pidfile {shown} is not a regular file")))
         }
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && e.get_ref().is_some() => {
+            return Err(CheckError::Config(format!("pidfile {shown}: {e}")))
+        }
         Err(e) => return Err(CheckError::io(file, e)),
     };
-    let text = text.trim();
-    if text.is_empty() {
+    let text = String::from_utf8_lossy(&text);
+    if text.trim().is_empty() {
         return Ok(Err(format!("pidfile {shown} is empty")));
     }
-    let Some(pid) = text
+    match text
         .lines()
         .next()
         .and_then(|l| l.trim().parse::<i32>().ok())
         .filter(|p| *p > 0)
-    else {
-        return Ok(Err(format!(
-            "pidfile {shown} holds {:?}, not a pid",
-            text.chars().take(20).collect::<String>()
-        )));
-    };
-    match root.process(pid).stat() {
-        Ok(_) => Ok(Ok(pid)),
-        Err(e) if e.is_not_found() => Ok(Err(format!(
-            "pidfile {shown} names pid {pid}, which is not running"
+    {
+        Some(pid) => Ok(Ok(pid)),
+        None => Ok(Err(format!(
+            "pidfile {shown} does not hold a pid (expected a positive decimal number on its first line)"
         ))),
-        Err(e) => Err(e),
     }
 }
 
-/// Reads at most `max` bytes of a regular file, without blocking on a FIFO; content that is
-/// not UTF-8 is decoded lossily. A file that is not regular is `InvalidInput`.
-fn read_small_file(path: &Path, max: u64) -> io::Result<String> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::ErrorKind::InvalidInput.into());
+/// Reads at most [`PIDFILE_MAX`] bytes of a pidfile: a regular file, opened without
+/// blocking on a FIFO and without following a symlink unless root owns the link.
+fn read_pidfile_bytes(file: &Path) -> io::Result<Vec<u8>> {
+    let mut path = file.to_path_buf();
+    for _ in 0..=PIDFILE_MAX_LINKS {
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&path);
+        match opened {
+            Ok(f) => {
+                if !f.metadata()?.is_file() {
+                    return Err(io::ErrorKind::InvalidInput.into());
+                }
+                let mut bytes = Vec::new();
+                f.take(PIDFILE_MAX).read_to_end(&mut bytes)?;
+                return Ok(bytes);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                let link = fs::symlink_metadata(&path)?;
+                if link.uid() != 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        format!(
+                            "{} is a symlink owned by uid {}, not root; refused (only root-owned symlinks are followed)",
+                            path.display(),
+                            link.uid()
+                        ),
+                    ));
+                }
+                let target = fs::read_link(&path)?;
+                path = path.parent().unwrap_or(Path::new("/")).join(target);
+            }
+            Err(e) => return Err(e),
+        }
     }
-    let mut bytes = Vec::new();
-    file.take(max).read_to_end(&mut bytes)?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "{} is a chain of more than {PIDFILE_MAX_LINKS} symlinks; refused",
+            file.display()
+        ),
+    ))
 }
 
 /// The parent of the plugin, when it is a shell running the plugin's own command line
@@ -293,68 +493,144 @@ fn parent_shell(root: &ProcRoot, me: i32) -> Option<i32> {
     parent_cmd.contains(&own).then_some(parent)
 }
 
-/// The selectors prepared for matching.
+/// The selectors prepared for matching, and what matching saw.
 struct Filter<'a> {
     selector: &'a Selector,
     uid: Option<u32>,
-    unit: Option<String>,
+    unit: Option<Vec<String>>,
+    name: Option<Glob>,
+    /// `--container` with a pidfile: the PID wanted inside the container.
+    ns_pid: Option<i32>,
+    /// The containers `--container` matched (more than one: ambiguous).
+    containers: BTreeSet<Container>,
+    /// Matching processes that have exited (pid, parent pid).
+    zombies: Vec<(i32, i32)>,
+}
+
+/// One cheap test after another: the decision for a candidate.
+enum Step {
+    Rejected,
+    Exited(i32, i32),
+    Selected(Selected),
 }
 
 impl<'a> Filter<'a> {
-    fn new(selector: &'a Selector) -> Result<Filter<'a>, CheckError> {
+    fn new(selector: &'a Selector, ns_pid: Option<i32>) -> Result<Filter<'a>, CheckError> {
         let uid = selector.user.as_deref().map(resolve_user).transpose()?;
-        let unit = selector.unit.as_deref().map(unit_name);
+        let unit = selector
+            .unit
+            .as_deref()
+            .map(|u| u.split('/').map(unit_name).collect());
+        let name = selector
+            .name
+            .as_deref()
+            .map(|n| Glob::new(n).map_err(|e| CheckError::Config(format!("--name {e}"))))
+            .transpose()?;
         Ok(Filter {
             selector,
             uid,
             unit,
+            name,
+            ns_pid,
+            containers: BTreeSet::new(),
+            zombies: Vec::new(),
         })
     }
 
-    /// The process if it passes every selector; cheap tests first.
-    fn matches(&self, p: &Process) -> Result<Option<Selected>, CheckError> {
+    /// The process if it passes every selector.
+    fn matches(&mut self, p: &Process) -> Result<Option<Selected>, CheckError> {
+        match self.step(p)? {
+            Step::Rejected => Ok(None),
+            Step::Exited(pid, ppid) => {
+                self.zombies.push((pid, ppid));
+                Ok(None)
+            }
+            Step::Selected(s) => Ok(Some(s)),
+        }
+    }
+
+    fn step(&mut self, p: &Process) -> Result<Step, CheckError> {
         let s = self.selector;
-        if s.ppid.is_some() || self.uid.is_some() {
-            let status = p.status()?;
-            if s.ppid.is_some_and(|ppid| ppid != status.ppid)
-                || self.uid.is_some_and(|uid| uid != status.euid)
-            {
-                return Ok(None);
+        let stat = p.stat()?;
+        // A kernel thread met by --pid or --ppid: never a service.
+        if stat.flags & 0x0020_0000 != 0 {
+            return Ok(Step::Rejected);
+        }
+        if s.ppid.is_some_and(|ppid| ppid != stat.ppid) {
+            return Ok(Step::Rejected);
+        }
+        if let Some(uid) = self.uid {
+            if p.status()?.euid != uid {
+                return Ok(Step::Rejected);
             }
         }
         if let Some(unit) = &self.unit {
-            let paths = p.cgroup_paths()?;
-            if !paths.iter().any(|path| path.split('/').any(|c| c == unit)) {
-                return Ok(None);
+            if !p.cgroup_paths()?.iter().any(|path| in_unit(path, unit)) {
+                return Ok(Step::Rejected);
             }
         }
-        // Each file is read once per candidate, and the name test comes before stat: a
-        // --name scan over a busy host reads little more than an exe link per process.
-        let exe = p.exe_name();
-        let argv = if s.cmdline.is_some() || s.name.is_some() || exe.is_none() {
-            p.cmdline()?
-        } else {
-            Vec::new()
+        let mut ns_pid = None;
+        if let Some(wanted) = &s.container {
+            let Some(c) = p.container()?.filter(|c| c.is_named(wanted)) else {
+                return Ok(Step::Rejected);
+            };
+            let inner = p.ns_pids()?.last().copied().unwrap_or(p.pid());
+            if self.ns_pid.is_some_and(|want| want != inner) {
+                return Ok(Step::Rejected);
+            }
+            self.containers.insert(c);
+            ns_pid = (inner != p.pid()).then_some(inner);
+        }
+        let id = Identity {
+            comm: stat.comm.clone(),
+            argv: p.cmdline()?,
         };
         if let Some(re) = &s.cmdline {
-            if !re.is_match(&argv.join(" ")) {
-                return Ok(None);
+            if !re.is_match(&id.argv.join(" ")) {
+                return Ok(Step::Rejected);
             }
         }
-        if let Some(wanted) = &s.name {
-            if exe.as_ref() != Some(wanted) && argv0_name(&argv).as_ref() != Some(wanted) {
-                return Ok(None);
-            }
+        if self.name.as_ref().is_some_and(|g| !id.matches(g)) {
+            return Ok(Step::Rejected);
         }
-        let stat = p.stat()?;
-        let name = full_name(exe, &argv, || stat.comm.clone());
-        Ok(Some(Selected {
+        if has_exited(&stat) {
+            return Ok(Step::Exited(p.pid(), stat.ppid));
+        }
+        Ok(Step::Selected(Selected {
             pid: p.pid(),
-            name,
+            name: id.name(),
             starttime: stat.starttime,
             label: String::new(),
+            ns_pid,
         }))
     }
+
+    /// `--container` given as an id prefix must name one container.
+    fn check_unique_container(&self) -> Result<(), CheckError> {
+        if self.containers.len() < 2 {
+            return Ok(());
+        }
+        let names: Vec<String> = self.containers.iter().map(ToString::to_string).collect();
+        Err(CheckError::Config(format!(
+            "--container {} names {} containers ({}); give more of the id",
+            self.selector.container.as_deref().unwrap_or_default(),
+            names.len(),
+            names.join(", ")
+        )))
+    }
+}
+
+/// Whether a cgroup path lies in `unit` (its components, e.g. `["nginx.service"]` or
+/// `["user@1000.service", "app.service"]`). A unit of a user's own service manager
+/// (below `user@UID.service`) counts only when the unit is given with that prefix: a
+/// user's `systemd-run --user --unit=nginx` is not the system's nginx.
+fn in_unit(path: &str, unit: &[String]) -> bool {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let user_manager = |c: &str| c.starts_with("user@") && c.ends_with(".service");
+    parts.windows(unit.len()).enumerate().any(|(i, w)| {
+        w.iter().zip(unit).all(|(a, b)| a == b)
+            && (user_manager(&unit[0]) || !parts[..i].iter().any(|c| user_manager(c)))
+    })
 }
 
 /// A user name or numeric uid to a uid, via /etc/passwd (no NSS: the binaries are static).
@@ -472,7 +748,10 @@ mod tests {
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: c is a valid path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        for (path, words) in [(binary, "not a pid"), (fifo, "is not a regular file")] {
+        for (path, words) in [
+            (binary, "does not hold a pid"),
+            (fifo, "is not a regular file"),
+        ] {
             let why = pid_from_pidfile(&root, &path).unwrap().unwrap_err();
             assert!(why.contains(words), "{why}");
         }
@@ -485,7 +764,11 @@ mod tests {
         let cases = [
             ("missing.pid", None, "does not exist"),
             ("empty.pid", Some(""), "is empty"),
-            ("junk.pid", Some("hello\n"), "not a pid"),
+            (
+                "junk.pid",
+                Some("hello\n"),
+                "does not hold a pid (expected a positive decimal number on its first line)",
+            ),
             (
                 "dead.pid",
                 Some("999999999\n"),
