@@ -1,4 +1,4 @@
-//! The options every plugin shares (spec A3), and the value types behind them.
+//! The options every plugin shares (docs/contract.md §6), and the value types behind them.
 
 use std::fmt;
 use std::path::PathBuf;

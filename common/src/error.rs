@@ -24,6 +24,11 @@ pub enum CheckError {
     },
     /// Arguments or configuration that are well-formed but cannot be used.
     Config(String),
+    /// Arguments that do not fit together, found after parsing (`--port` and `--unix`
+    /// both given, no selector at all). The runner reports it like clap's own errors:
+    /// `NAME UNKNOWN - invalid arguments: <this>` and the short usage. Give only what is
+    /// wrong and which option; the usage is added once, by the runner.
+    Usage(String),
     /// Any other failure, already in words.
     Other(String),
 }
@@ -74,6 +79,7 @@ impl fmt::Display for CheckError {
             }
             CheckError::Parse { path, msg } => write!(f, "cannot parse {}: {msg}", path.display()),
             CheckError::Config(msg) | CheckError::Other(msg) => f.write_str(msg),
+            CheckError::Usage(msg) => write!(f, "invalid arguments: {msg}"),
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod cli;
 pub mod error;
+pub mod files;
 pub mod perfdata;
 pub mod proc;
 pub mod range;
@@ -21,6 +22,7 @@ pub mod status;
 pub mod systemd;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;
 
 pub use cli::CommonArgs;
 pub use error::CheckError;

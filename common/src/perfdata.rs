@@ -1,4 +1,4 @@
-//! Performance data items, rendered per spec A2/B1.3:
+//! Performance data items, rendered per docs/contract.md §3:
 //! `'label'=value[uom];[warn];[crit];[min];[max]`.
 
 use std::fmt;

@@ -1,7 +1,7 @@
 //! Nagios threshold ranges (`[@]start:end`) and the `N%` form used for percent-of-limit.
 //!
 //! Parsing is done by the `nagios-range` crate; this module adds what it lacks for the
-//! contract (spec B1.4): a bare negative such as `-5` (start 0 > end -5) and `nan`/`inf`
+//! contract (docs/contract.md §4): a bare negative such as `-5` (start 0 > end -5) and `nan`/`inf`
 //! spellings are rejected, and ranges print back in their canonical form so the thresholds
 //! shown in perfdata are exactly the ones evaluated.
 
@@ -212,9 +212,9 @@ mod tests {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
     }
 
-    /// The table of spec B1.4, each value checked on both sides of every bound.
+    /// The table of docs/contract.md §4.1, each value checked on both sides of every bound.
     #[test]
-    fn spec_table() {
+    fn contract_table() {
         let cases: &[(&str, &[f64], &[f64])] = &[
             // range, values that alert, values that do not
             ("10", &[-1.0, 10.5, 11.0], &[0.0, 5.0, 10.0]),

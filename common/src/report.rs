@@ -6,10 +6,21 @@ use std::fmt::Display;
 use crate::perfdata::PerfData;
 use crate::range::Thresholds;
 use crate::status::Status;
+use crate::text::{sanitize, shorten};
 
 /// Longest summary kept on line 1, in bytes: Monit keeps 512 bytes of output in all and
 /// the verdict must survive with the perfdata after it.
 const MAX_SUMMARY: usize = 200;
+
+/// Longest line 1 with its perfdata at default verbosity: Monit keeps 512 bytes.
+pub const MAX_LINE1: usize = 512;
+
+/// Longest whole output at default verbosity: NRPE v2 carries 1,024 bytes, the
+/// terminating NUL and the final newline included.
+pub const MAX_OUTPUT: usize = 1022;
+
+/// Longest line of long output (a finding or a detail), at any verbosity.
+const MAX_LINE: usize = 400;
 
 /// One evaluated result.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,6 +119,12 @@ impl Report {
     }
 
     /// The plugin output (without trailing newline) and its state.
+    ///
+    /// At default verbosity the output fits the transports (docs/contract.md, "Output"):
+    /// the whole of it [`MAX_OUTPUT`] bytes, line 1 with perfdata [`MAX_LINE1`]. Long output
+    /// is cut first, from the end, with a line counting what was left out; then trailing
+    /// perfdata items (whole ones) if line 1 alone is too long. The summary is capped at
+    /// any verbosity, keeping its `(+N more)`.
     pub fn render(&self, name: &str, verbosity: u8) -> (String, Status) {
         let status = self.status();
         let problems: Vec<&Finding> = self
@@ -118,59 +135,107 @@ impl Report {
         let summary = if self.findings.is_empty() {
             "no check results".to_string()
         } else if status == Status::Ok {
-            self.ok_summary
-                .clone()
-                .unwrap_or_else(|| self.findings[0].text.clone())
+            let text = self.ok_summary.as_ref().unwrap_or(&self.findings[0].text);
+            shorten(text, MAX_SUMMARY)
         } else {
             let worst = problems
                 .iter()
                 .find(|f| f.status == status)
                 .map_or("", |f| f.text.as_str());
-            match problems.len() {
-                1 => worst.to_string(),
-                n => format!("{worst} (+{} more)", n - 1),
-            }
+            let more = match problems.len() {
+                1 => String::new(),
+                n => format!(" (+{} more)", n - 1),
+            };
+            format!("{}{more}", shorten(worst, MAX_SUMMARY - more.len()))
         };
-        let mut out = format!("{name} {status} - {}", truncate(&summary, MAX_SUMMARY));
-        if !self.perfdata.is_empty() {
-            let perf: Vec<String> = self.perfdata.iter().map(ToString::to_string).collect();
-            out = format!("{out} | {}", perf.join(" "));
-        }
+        let head = format!("{name} {status} - {summary}");
+        let perf: Vec<String> = self.perfdata.iter().map(ToString::to_string).collect();
         let listed: Vec<&Finding> = if verbosity > 0 {
             self.findings.iter().collect()
         } else {
             problems.clone()
         };
+        let mut lines = Vec::new();
         // A single finding already is the summary; list findings only when there is more to say.
         if listed.len() > 1 || (verbosity > 0 && !listed.is_empty() && self.ok_summary.is_some()) {
             for f in listed {
-                out.push_str(&format!("\n[{}] {}", f.status, f.text));
+                lines.push(shorten(&format!("[{}] {}", f.status, f.text), MAX_LINE));
             }
         }
         for (verbose_only, text) in &self.details {
             if !verbose_only || verbosity > 0 {
-                out.push('\n');
-                out.push_str(text);
+                lines.push(shorten(text, MAX_LINE));
             }
         }
+        let out = if verbosity > 0 {
+            assemble(&head, &perf, perf.len(), &lines)
+        } else {
+            fit(&head, &perf, lines)
+        };
         (out, status)
     }
 }
 
-/// Keeps output parseable: no `|` (it starts perfdata) and no line breaks inside a finding.
-fn clean(text: &str) -> String {
-    text.replace('|', "/").replace(['\n', '\r'], " ")
+/// Line 1 (`head` and the first `keep` perfdata items) and the long-output lines.
+fn assemble(head: &str, perf: &[String], keep: usize, lines: &[String]) -> String {
+    let mut out = head.to_string();
+    if keep > 0 {
+        out.push_str(" | ");
+        out.push_str(&perf[..keep].join(" "));
+    }
+    for line in lines {
+        out.push('\n');
+        out.push_str(line);
+    }
+    out
 }
 
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
+/// [`assemble`] within [`MAX_LINE1`] and [`MAX_OUTPUT`]: whole perfdata items while line 1
+/// has room, then long-output lines while the output has room, the last line saying how
+/// many were left out.
+fn fit(head: &str, perf: &[String], mut lines: Vec<String>) -> String {
+    let mut line1 = head.len();
+    let mut keep = 0;
+    for item in perf {
+        let sep = if keep == 0 { 3 } else { 1 };
+        if line1 + sep + item.len() > MAX_LINE1 {
+            break;
+        }
+        line1 += sep + item.len();
+        keep += 1;
     }
-    let mut end = max - 3;
-    while !text.is_char_boundary(end) {
-        end -= 1;
+    if keep < perf.len() {
+        lines.insert(
+            0,
+            format!(
+                "{} of {} perfdata items left out to keep line 1 within {MAX_LINE1} bytes (use --label or a narrower selection)",
+                perf.len() - keep,
+                perf.len()
+            ),
+        );
     }
-    format!("{}...", &text[..end])
+    let room = MAX_OUTPUT - line1;
+    let total = |ls: &[String]| ls.iter().map(|l| l.len() + 1).sum::<usize>();
+    if total(&lines) > room {
+        let all = lines.len();
+        loop {
+            let note = format!(
+                "... {} more lines left out (-v shows them)",
+                all - lines.len() + 1
+            );
+            lines.pop();
+            if total(&lines) + note.len() < room || lines.is_empty() {
+                lines.push(note);
+                break;
+            }
+        }
+    }
+    assemble(head, perf, keep, &lines)
+}
+
+/// Keeps output parseable and honest: the one sanitizer ([`crate::text`]).
+fn clean(text: &str) -> String {
+    sanitize(text)
 }
 
 #[cfg(test)]
@@ -255,5 +320,76 @@ mod tests {
         r.add(Status::Ok, "é".repeat(300));
         let (out, _) = r.render("N", 0);
         assert!(out.len() < 220 && out.ends_with("..."), "{out}");
+    }
+
+    #[test]
+    fn many_findings_fit_nrpe_and_monit_and_say_what_was_left_out() {
+        let mut r = Report::default();
+        for i in 0..60 {
+            r.metric(
+                1000.0 + f64::from(i),
+                &fd_thresholds(),
+                format!(
+                    "worker-process-{i}[{}] {}/1024 open files",
+                    4000 + i,
+                    1000 + i
+                ),
+                PerfData::new(&format!("worker_{i}_fds"), 1000.0 + f64::from(i)).max(Some(1024.0)),
+            );
+        }
+        r.detail("fix: raise LimitNOFILE in the unit");
+        let (out, status) = r.render("FD_USAGE", 0);
+        assert_eq!(status, Status::Critical);
+        assert!(out.len() <= MAX_OUTPUT, "{} bytes", out.len());
+        let line1 = out.lines().next().unwrap();
+        assert!(line1.len() <= MAX_LINE1, "{line1}");
+        assert!(
+            line1.starts_with("FD_USAGE CRITICAL - worker-process-0[4000] 1000/1024 open files (critical > 921) (+59 more) | 'worker_0_fds'=1000;819;921;;1024"),
+            "{line1}"
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[1].ends_with("perfdata items left out to keep line 1 within 512 bytes (use --label or a narrower selection)"), "{}", lines[1]);
+        assert_eq!(
+            lines[2],
+            "[CRITICAL] worker-process-0[4000] 1000/1024 open files (critical > 921)"
+        );
+        let last = lines.last().unwrap();
+        let left: usize = last
+            .strip_prefix("... ")
+            .and_then(|l| l.strip_suffix(" more lines left out (-v shows them)"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        // 60 findings and a detail: those shown and those counted add up.
+        assert_eq!(lines.len() - 3 + left, 61, "{out}");
+        // -v shows everything.
+        let (verbose, _) = r.render("FD_USAGE", 1);
+        assert_eq!(verbose.lines().count(), 62);
+        assert!(verbose.lines().next().unwrap().matches("_fds'=").count() == 60);
+    }
+
+    #[test]
+    fn a_long_summary_is_cut_between_words_and_keeps_its_count() {
+        let mut r = Report::default();
+        let long = format!("{} (nofile 1024:4096 below 65536:65536)", "x".repeat(170));
+        r.add(Status::Critical, long);
+        r.add(Status::Warning, "other");
+        let (out, _) = r.render("N", 0);
+        let line1 = out.lines().next().unwrap();
+        assert!(line1.ends_with("... (+1 more)"), "{line1}");
+        assert!(!line1.contains("409..."), "never inside a number: {line1}");
+        assert!(
+            line1.len() <= "N CRITICAL - ".len() + MAX_SUMMARY,
+            "{line1}"
+        );
+    }
+
+    #[test]
+    fn hostile_text_is_sanitized_everywhere() {
+        let mut r = Report::default();
+        r.add(Status::Critical, "ev\u{1b}[31mil\u{2028}x\ty[1]");
+        r.detail("fix\u{202e}: a|b");
+        let (out, _) = r.render("N", 0);
+        assert_eq!(out, "N CRITICAL - ev?[31mil x y[1]\nfix?: a/b");
     }
 }

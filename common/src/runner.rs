@@ -1,4 +1,4 @@
-//! The run harness: the only code that prints a result and exits (spec A1, A6).
+//! The run harness: the only code that prints a result and exits (docs/contract.md §1, §5, §9).
 //!
 //! - A panic anywhere becomes `NAME UNKNOWN - internal error: ...`, exit 3.
 //! - Argument errors become `NAME UNKNOWN - invalid arguments: ...` plus usage, exit 3;
@@ -20,6 +20,7 @@ use crate::cli::CommonArgs;
 use crate::error::CheckError;
 use crate::report::Report;
 use crate::status::Status;
+use crate::text::{sanitize, shorten};
 
 /// The arguments of a plugin: a clap parser that carries the common options.
 pub trait CheckArgs: clap::Parser {
@@ -57,8 +58,9 @@ pub fn run<A: CheckArgs>(name: &'static str, check: Check<A>) -> ! {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
+        let what = shorten(&sanitize(&format!("{msg}{at}")), MAX_MESSAGE);
         emit(
-            &format!("{name} UNKNOWN - internal error: {msg}{at}"),
+            &format!("{name} UNKNOWN - internal error: {what}"),
             Status::Unknown,
         )
     }));
@@ -97,20 +99,26 @@ pub fn parse<A: CheckArgs>(
         | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             (err.to_string().trim_end().to_string(), Status::Unknown)
         }
-        _ => (
-            invalid_arguments::<A>(name, &err.render().to_string()),
-            Status::Unknown,
-        ),
+        _ => {
+            let rendered = err.render().to_string();
+            let what = rendered
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
+            (invalid_arguments::<A>(name, what), Status::Unknown)
+        }
     })
 }
 
-/// `NAME UNKNOWN - invalid arguments: <clap's first line>`, then the short usage.
-fn invalid_arguments<A: CheckArgs>(name: &str, rendered: &str) -> String {
-    let what = rendered
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim_start_matches("error: ");
+/// Longest message after `NAME UNKNOWN - ` on a usage error or internal error, in bytes:
+/// a 100 kB argument echoed by clap must not become a 100 kB line 1.
+const MAX_MESSAGE: usize = 200;
+
+/// `NAME UNKNOWN - invalid arguments: <what>`, then the short usage: the one usage path,
+/// for clap's errors and for [`CheckError::Usage`] found after parsing.
+fn invalid_arguments<A: CheckArgs>(name: &str, what: &str) -> String {
+    let what = shorten(&sanitize(what), MAX_MESSAGE);
     let usage = A::command().render_usage().to_string();
     format!(
         "{name} UNKNOWN - invalid arguments: {what}\n{usage}\nFor more information, try '--help'."
@@ -121,6 +129,7 @@ fn invalid_arguments<A: CheckArgs>(name: &str, rendered: &str) -> String {
 pub fn evaluate<A: CheckArgs>(name: &str, args: &A, check: Check<A>) -> (String, Status) {
     match check(args) {
         Ok(report) => report.render(name, args.common().verbose),
+        Err(CheckError::Usage(what)) => (invalid_arguments::<A>(name, &what), Status::Unknown),
         // Through a report, so the message gets the same screening ('|', line breaks) and
         // length limit as any finding: it may carry a path or a program's stderr.
         Err(err) => {
@@ -145,6 +154,10 @@ mod tests {
         fail: bool,
         #[arg(long)]
         fail_with: Option<String>,
+        #[arg(long)]
+        pid: Option<i32>,
+        #[arg(long)]
+        conflict: bool,
     }
 
     impl CheckArgs for Args {
@@ -156,6 +169,11 @@ mod tests {
     fn demo(args: &Args) -> Result<Report, CheckError> {
         if args.fail {
             return Err(CheckError::Other("cannot read /proc/1/limits: gone".into()));
+        }
+        if args.conflict {
+            return Err(CheckError::Usage(
+                "--conflict cannot be used with --fail".into(),
+            ));
         }
         if let Some(msg) = &args.fail_with {
             return Err(CheckError::Other(msg.clone()));
@@ -209,5 +227,52 @@ mod tests {
             evaluate("DEMO", &args, demo),
             ("DEMO WARNING - something".to_string(), Status::Warning)
         );
+    }
+
+    #[test]
+    fn a_huge_argument_does_not_make_a_huge_line_one() {
+        let huge = "9".repeat(100_000);
+        let (text, status) =
+            parse::<Args>("DEMO", ["check_demo".to_string(), "--pid".into(), huge]).unwrap_err();
+        assert_eq!(status, Status::Unknown);
+        let line1 = text.lines().next().unwrap();
+        assert!(line1.len() <= 260, "{} bytes: {line1:.300}", line1.len());
+        assert!(
+            line1.starts_with("DEMO UNKNOWN - invalid arguments: invalid value '"),
+            "{line1}"
+        );
+        assert!(line1.ends_with("..."), "{line1}");
+        let (text, _) = parse::<Args>(
+            "DEMO",
+            ["check_demo", "--pid", "1\u{1b}[31m\u{2028}\u{202e}"],
+        )
+        .unwrap_err();
+        let line1 = text.lines().next().unwrap();
+        assert!(
+            !line1.contains(['\u{1b}', '\u{2028}', '\u{202e}']),
+            "{line1:?}"
+        );
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("Usage: check_demo"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn usage_errors_after_parsing_take_the_same_path() {
+        let args = parse::<Args>("DEMO", ["check_demo", "--conflict"]).unwrap();
+        let (text, status) = evaluate("DEMO", &args, demo);
+        assert_eq!(status, Status::Unknown);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "DEMO UNKNOWN - invalid arguments: --conflict cannot be used with --fail"
+        );
+        assert!(lines[1].starts_with("Usage: check_demo"), "{text}");
+        assert_eq!(lines[2], "For more information, try '--help'.");
+        assert_eq!(lines.len(), 3);
     }
 }

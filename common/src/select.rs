@@ -1,5 +1,5 @@
-//! Process selection (docs/contract.md, "Process selection"): `--pid`, `--pidfile`,
-//! `--name`, `--cmdline`, `--user`, `--unit`, `--ppid`, `--container`, combined with AND.
+//! Process selection (docs/contract.md §7): `--pid`, `--pidfile`, `--name`, `--cmdline`,
+//! `--user`, `--unit`, `--ppid`, `--container`, combined with AND.
 //!
 //! Only processes are matched, never threads, kernel threads, the plugin itself nor the
 //! shell that runs it. A process that vanishes while being read is skipped. "Not running"

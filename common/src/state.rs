@@ -1,4 +1,4 @@
-//! State files for checks that compare one run with the last (spec A5).
+//! State files for checks that compare one run with the last (docs/contract.md §8).
 //!
 //! A check that counts restarts or turns a cumulative counter into a delta must remember what
 //! it saw. The rules here are written once so that no check can get them wrong:

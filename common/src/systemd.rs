@@ -1,4 +1,4 @@
-//! systemd unit properties, read with `systemctl show` (spec B3.3, B4.8).
+//! systemd unit properties, read with `systemctl show` (docs/contract.md §10.3, §11.8).
 //!
 //! The plugins are static binaries and must work where systemd is absent, so nothing here
 //! talks D-Bus: [`show`] runs `systemctl show --property=... UNIT` with a bounded wait and

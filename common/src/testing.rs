@@ -205,7 +205,7 @@ pub fn run_command(cmd: &mut Command) -> Outcome {
     outcome
 }
 
-/// The output contract every run must keep (spec A1, A2).
+/// The output contract every run must keep (docs/contract.md §1, §2).
 pub fn assert_contract(o: &Outcome) {
     assert!(
         (0..=3).contains(&o.code),
@@ -245,7 +245,7 @@ pub fn assert_contract(o: &Outcome) {
     }
 }
 
-/// One perfdata item per the strict grammar of spec B1.3 and the label rule of A2.
+/// One perfdata item per the strict grammar and label rule of docs/contract.md §3.
 pub fn assert_perfdata_item(item: &str) {
     let bad = || format!("invalid perfdata item {item:?}");
     let rest = item

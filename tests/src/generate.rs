@@ -380,7 +380,7 @@ pub fn icinga_arguments(p: &Plugin) -> BTreeMap<String, IcingaArgument> {
         }
         let long = arg
             .get_long()
-            .expect("every plugin option has a long name (spec A3)");
+            .expect("every plugin option has a long name (docs/contract.md §6)");
         let mut description = arg
             .get_long_help()
             .or_else(|| arg.get_help())

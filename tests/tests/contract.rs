@@ -1,4 +1,4 @@
-//! The plugin contract (spec A1, A2, A6), held for every plugin binary in the workspace.
+//! The plugin contract (docs/contract.md §1, §2, §9), held for every plugin binary in the workspace.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
 use std::ffi::CString;

@@ -2,7 +2,7 @@
 //! `tcp`/`tcp6` (the fallback when sock_diag is unavailable).
 //!
 //! /proc/net/tcp cannot give a listener's backlog: for a LISTEN row `rx_queue` is the
-//! accept queue (sk_ack_backlog) but `tx_queue` stays 0 (spec B3.4). And it has no drop
+//! accept queue (sk_ack_backlog) but `tx_queue` stays 0 (docs/contract.md §10.4). And it has no drop
 //! counter. So the fallback reports the backlog from `--backlog` or as unknown.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -4,7 +4,7 @@
 //! (`idiag_wqueue` = sk_max_ack_backlog) and its drop counter (SK_MEMINFO_DROPS), and the
 //! kernel filters by state before serialising anything. A LISTEN-only dump walks only the
 //! listening hash, so its cost does not grow with the established or TIME_WAIT sockets;
-//! /proc/net/tcp formats every socket of every state as text (spec B3.4, B3.6).
+//! /proc/net/tcp formats every socket of every state as text (docs/contract.md §10.4, §10.6).
 //!
 //! The wire format (linux/netlink.h, linux/inet_diag.h, linux/sock_diag.h), all in host
 //! byte order except ports and addresses, which are in network order:

@@ -3,8 +3,8 @@
 //!
 //! Monit counts only its own restarts and forgets them, systemd's `NRestarts` only its
 //! automatic ones, and a process check sees only that *a* process runs. This check keeps
-//! each instance of the service ((boot_id, pid, starttime), spec B3.3) in a state file
-//! (spec A5) and compares every run with the last. The judging is the pure
+//! each instance of the service ((boot_id, pid, starttime), docs/contract.md §10.3) in a state file
+//! (docs/contract.md §8) and compares every run with the last. The judging is the pure
 //! [`churn::evaluate`]; this file only reads /proc, systemd and the clock, and hands the
 //! state store the closure that judges.
 
@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use procguard_common::cli::parse_duration;
 use procguard_common::proc::{clock_ticks, ProcRoot};
-use procguard_common::select::Selector;
+use procguard_common::select::{Selected, Selector};
 use procguard_common::state::StateArgs;
 use procguard_common::{systemd, CheckArgs, CheckError, CommonArgs, Report, Status, Thresholds};
 
@@ -161,8 +161,31 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
         .find(|f| f.status == Status::Critical)
         .map(|f| f.text.clone());
     let now = read_now(&root)?;
+    let seen = observe(&root, &selected);
+    let unit = args
+        .select
+        .unit
+        .as_deref()
+        .map(|u| read_unit(&args.systemctl, u));
+    let store = args.state.open()?;
+    let key = args.state_key();
+    let updated = store.update(&key, |state: &mut churn::ChurnState, origin| {
+        let obs = Observation {
+            now,
+            seen,
+            not_running,
+            unit,
+            state_note: origin.note(),
+        };
+        churn::evaluate(state, &obs, &policy)
+    })?;
+    Ok(updated.value)
+}
+
+/// What each selected process looks like now; one that exited while we looked is left out.
+fn observe(root: &ProcRoot, selected: &[Selected]) -> Vec<Seen> {
     let mut seen = Vec::new();
-    for s in &selected {
+    for s in selected {
         let p = root.process(s.pid);
         let fds = p.fd_count();
         let limits = p.limits();
@@ -187,24 +210,7 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
             }),
         });
     }
-    let unit = args
-        .select
-        .unit
-        .as_deref()
-        .map(|u| read_unit(&args.systemctl, u));
-    let store = args.state.open()?;
-    let key = args.state_key();
-    let updated = store.update(&key, |state: &mut churn::ChurnState, origin| {
-        let obs = Observation {
-            now,
-            seen,
-            not_running,
-            unit,
-            state_note: origin.note(),
-        };
-        churn::evaluate(state, &obs, &policy)
-    })?;
-    Ok(updated.value)
+    seen
 }
 
 /// The unit's counters from `systemctl show`, or why they could not be read.

@@ -1,5 +1,5 @@
 //! What pam_limits would set for a user: limits.conf and limits.d resolved with the module's
-//! exact rules (spec B4; Linux-PAM modules/pam_limits/pam_limits.c, Debian patch 027).
+//! exact rules (docs/contract.md §11; Linux-PAM modules/pam_limits/pam_limits.c, Debian patch 027).
 //!
 //! [`resolve`] is a pure function of the files' contents and the user's identity, so the rule
 //! table is tested without any real file. The rules, in the order the module applies them:

@@ -2,6 +2,7 @@
 #![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better in a scenario
 
 use super::*;
+use procguard_common::Status;
 
 /// 2026-11-27 12:00:00 UTC.
 const T0: f64 = 1_795_780_800.0;
@@ -566,4 +567,145 @@ fn raising_the_running_instance_limit_ends_the_drift() {
     let out = sim.run(&[app.clone()]);
     assert_eq!(out.1, Status::Ok, "{out:?}");
     assert!(sim.state.instances[0].drift.is_none());
+}
+
+// The phases, each on its own.
+
+#[test]
+fn judging_is_pure_the_same_inputs_give_the_same_outputs() {
+    let mut sim = Sim::new();
+    sim.run(&[sim.started(100, 600.0, 5, 1024)]);
+    sim.advance(60.0);
+    let obs = Observation {
+        now: sim.now(),
+        seen: vec![sim.started(200, 5.0, 7, 1024)],
+        not_running: None,
+        unit: None,
+        state_note: None,
+    };
+    let prior = sim.state.clone();
+    let (a, next_a) = judge(&prior, &obs, &sim.policy);
+    let (b, next_b) = judge(&prior, &obs, &sim.policy);
+    assert_eq!(prior, sim.state, "the prior state is not touched");
+    assert_eq!(a.render("X", 1), b.render("X", 1));
+    assert_eq!(next_a, next_b);
+    assert_eq!(next_a.instances.len(), 1);
+    assert_eq!(next_a.instances[0].pid, 200);
+    assert_eq!(next_a.events.len(), 1);
+    assert_eq!(next_a.events[0].kind, Kind::Replaced);
+    assert_eq!(next_a.last_run.as_ref().unwrap().wall, sim.wall);
+}
+
+#[test]
+fn since_uses_uptime_within_a_boot_and_the_wall_clock_across_one() {
+    let mut sim = Sim::new();
+    let mark = RunMark {
+        wall: sim.wall,
+        uptime: sim.uptime,
+        boot_id: sim.boot.clone(),
+    };
+    assert_eq!(
+        Since::new(None, &sim.now()),
+        Since {
+            first: true,
+            rebooted: false,
+            last_run_ago: None
+        }
+    );
+    // The wall clock stepped back an hour: the uptime clock still says 60 s.
+    sim.advance(60.0);
+    sim.wall -= 3600.0;
+    let s = Since::new(Some(&mark), &sim.now());
+    assert_eq!(
+        (s.first, s.rebooted, s.last_run_ago),
+        (false, false, Some(60.0))
+    );
+    sim.wall += 3600.0;
+    sim.reboot(120.0, 30.0);
+    let s = Since::new(Some(&mark), &sim.now());
+    assert_eq!((s.rebooted, s.last_run_ago), (true, Some(180.0)));
+}
+
+#[test]
+fn the_lineup_tells_known_new_and_gone_instances_apart() {
+    let mut sim = Sim::new();
+    let (a, b) = (
+        sim.started(100, 600.0, 5, 1024),
+        sim.started(101, 500.0, 5, 1024),
+    );
+    sim.run(&[a.clone(), b.clone()]);
+    sim.advance(60.0);
+    let c = sim.started(102, 5.0, 9, 512);
+    let lineup = Lineup::new(&sim.state, &[a.clone(), c.clone()], &sim.now());
+    let pids = |v: &[Instance]| v.iter().map(|i| i.pid).collect::<Vec<_>>();
+    assert_eq!(pids(&lineup.current), [100, 102]);
+    assert_eq!(lineup.new_idx, [1]);
+    assert_eq!(pids(&lineup.gone), [101]);
+    assert_eq!(pids(&lineup.predecessors), [101]);
+    assert_eq!(lineup.oldest().unwrap().pid, 100);
+    assert_eq!(lineup.age(lineup.oldest().unwrap()), 660.0);
+    assert_eq!(lineup.newest_new().unwrap().pid, 102);
+    assert_eq!(lineup.current[1].started, sim.wall - 5.0);
+    // The known instance keeps its first sighting; the new one starts its own.
+    assert_eq!(lineup.current[0].first_seen, T0);
+    assert_eq!(lineup.current[1].first_seen, sim.wall);
+    // Drift: 102 (512) replaced 101 (1024).
+    let mut lineup = lineup;
+    lineup.mark_drift();
+    let d = lineup.current[1].drift.expect("drift");
+    assert_eq!((d.from.soft, d.from_pid, d.direct), (Some(1024), 101, true));
+    assert!(lineup.current[0].drift.is_none());
+    let old = lineup.old_for(lineup.newest_new(), true).unwrap();
+    assert_eq!(
+        (old.pid, old.lived),
+        (101, 555.0),
+        "lived up to its successor's start"
+    );
+}
+
+#[test]
+fn the_window_drops_old_events_and_keeps_at_most_the_newest() {
+    let now = Sim::new().now();
+    let event = |at: f64| Event {
+        at,
+        count: 1,
+        kind: Kind::Replaced,
+        counted: true,
+        old: None,
+        new_pid: None,
+    };
+    let earlier = vec![event(T0 - 7200.0), event(T0 - 600.0)];
+    let kept = restarts::in_window(&earlier, vec![event(T0)], 3600.0, &now);
+    assert_eq!(
+        kept.iter().map(|e| e.at).collect::<Vec<_>>(),
+        [T0 - 600.0, T0]
+    );
+    let many: Vec<Event> = (0..MAX_EVENTS + 5)
+        .rev()
+        .map(|i| event(T0 - i as f64))
+        .collect();
+    let kept = restarts::in_window(&many, Vec::new(), 86_400.0, &now);
+    assert_eq!(kept.len(), MAX_EVENTS);
+    assert_eq!(
+        kept[0].at,
+        T0 - (MAX_EVENTS - 1) as f64,
+        "the oldest dropped"
+    );
+}
+
+#[test]
+fn commit_keeps_the_departed_while_the_service_is_down() {
+    let mut sim = Sim::new();
+    sim.run(&[sim.started(100, 600.0, 5, 1024)]);
+    let prior = sim.state.clone();
+    sim.advance(60.0);
+    let next = commit(&prior, Vec::new(), Vec::new(), None, &sim.now());
+    assert!(next.instances.is_empty());
+    assert_eq!(next.departed, prior.instances);
+    assert_eq!(next.last_seen, Some(T0));
+    // Down again: the departed stay as they were.
+    sim.advance(60.0);
+    let again = commit(&next, Vec::new(), Vec::new(), None, &sim.now());
+    assert_eq!(again.departed, prior.instances);
+    assert_eq!(again.last_run.unwrap().wall, sim.wall);
 }
