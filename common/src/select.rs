@@ -7,8 +7,8 @@
 //! result with the reason. Every fact used comes from a /proc file any user can read, so
 //! root and the `nagios` user select the same processes under the same names and labels.
 //!
-//! Perfdata labels: the stem is `--label`, else the selector's (the `--name` pattern without
-//! wildcards, the pidfile's stem, the unit, the container's name or short id), numbered
+//! Perfdata labels: the stem is `--label`, else the selector's (the container's name or short
+//! id, the `--name` pattern without wildcards, the pidfile's stem, the unit), numbered
 //! `_1`, `_2`, ... by start time when several processes match. Without a stem, each process
 //! name is its own stem, numbered within that name only, so a process appearing under
 //! another name never renumbers the rest (`--user www-data`: `php-fpm8.2_1`..`_4`,
@@ -16,14 +16,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use regex::Regex;
 
 use crate::accounts::parse_passwd;
 use crate::error::CheckError;
+use crate::files::{max, read_regular, Follow};
 use crate::proc::{container::Container, has_exited, who, Glob, Identity, ProcRoot, Process};
 use crate::report::Report;
 use crate::status::Status;
@@ -137,14 +138,19 @@ impl Selector {
         parts.join(" ")
     }
 
-    /// A label prefix that does not change when the process restarts: the name (without
-    /// wildcards), the pidfile's stem, the unit or the container, else `None` (then each
-    /// process's name is used).
+    /// A label prefix that does not change when the process restarts: the container's name
+    /// or short id, the name (without wildcards), the pidfile's stem or the unit, else
+    /// `None` (then each process's name is used).
     pub fn stable_label(&self) -> Option<String> {
-        self.name
-            .as_deref()
-            .and_then(|n| Glob::new(n).ok())
-            .map(|g| g.stem())
+        self.container
+            .as_ref()
+            .map(|c| short_container(c))
+            .or_else(|| {
+                self.name
+                    .as_deref()
+                    .and_then(|n| Glob::new(n).ok())
+                    .map(|g| g.stem())
+            })
             .or_else(|| {
                 self.pidfile
                     .as_ref()
@@ -156,7 +162,6 @@ impl Selector {
                     .as_ref()
                     .map(|u| u.trim_end_matches(".service").to_string())
             })
-            .or_else(|| self.container.as_ref().map(|c| short_container(c)))
     }
 
     /// The processes selected, oldest first. "Not running" is added to `report` as CRITICAL
@@ -375,12 +380,6 @@ fn lexically_absolute(dir: &Path) -> PathBuf {
     out
 }
 
-/// Longest pidfile content read: a pid and a newline, with room to spare.
-const PIDFILE_MAX: u64 = 64;
-
-/// Symlinks followed at most when opening a pidfile.
-const PIDFILE_MAX_LINKS: usize = 8;
-
 /// The PID a pidfile names, or why that does not show a running service (missing, empty,
 /// not a pid, or a pid that is not running).
 ///
@@ -407,18 +406,22 @@ pub fn pid_from_pidfile(root: &ProcRoot, file: &Path) -> Result<Result<i32, Stri
 /// error (UNKNOWN), as systemd refuses it for `PIDFile=`.
 pub fn read_pidfile(file: &Path) -> Result<Result<i32, String>, CheckError> {
     let shown = file.display();
-    let text = match read_pidfile_bytes(file) {
+    let text = match read_regular(file, max::PIDFILE, Follow::RootOwned) {
         Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(Err(format!("pidfile {shown} does not exist")))
+        Err(e) if e.is_not_found() => return Ok(Err(format!("pidfile {shown} does not exist"))),
+        // A link root does not own is refused: the plugin could not find out (UNKNOWN).
+        Err(e)
+            if fs::symlink_metadata(file)
+                .is_ok_and(|m| m.file_type().is_symlink() && m.uid() != 0) =>
+        {
+            return Err(e)
         }
-        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-            return Ok(Err(format!("pidfile {shown} is not a regular file")))
+        // A FIFO, device or oversized file where the pidfile should be: no running service
+        // wrote it.
+        Err(CheckError::Io { source, .. }) if source.kind() == io::ErrorKind::InvalidInput => {
+            return Ok(Err(format!("pidfile {shown}: {source}")))
         }
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && e.get_ref().is_some() => {
-            return Err(CheckError::Config(format!("pidfile {shown}: {e}")))
-        }
-        Err(e) => return Err(CheckError::io(file, e)),
+        Err(e) => return Err(e),
     };
     let text = String::from_utf8_lossy(&text);
     if text.trim().is_empty() {
@@ -435,51 +438,6 @@ pub fn read_pidfile(file: &Path) -> Result<Result<i32, String>, CheckError> {
             "pidfile {shown} does not hold a pid (expected a positive decimal number on its first line)"
         ))),
     }
-}
-
-/// Reads at most [`PIDFILE_MAX`] bytes of a pidfile: a regular file, opened without
-/// blocking on a FIFO and without following a symlink unless root owns the link.
-fn read_pidfile_bytes(file: &Path) -> io::Result<Vec<u8>> {
-    let mut path = file.to_path_buf();
-    for _ in 0..=PIDFILE_MAX_LINKS {
-        let opened = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&path);
-        match opened {
-            Ok(f) => {
-                if !f.metadata()?.is_file() {
-                    return Err(io::ErrorKind::InvalidInput.into());
-                }
-                let mut bytes = Vec::new();
-                f.take(PIDFILE_MAX).read_to_end(&mut bytes)?;
-                return Ok(bytes);
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                let link = fs::symlink_metadata(&path)?;
-                if link.uid() != 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::PermissionDenied,
-                        format!(
-                            "{} is a symlink owned by uid {}, not root; refused (only root-owned symlinks are followed)",
-                            path.display(),
-                            link.uid()
-                        ),
-                    ));
-                }
-                let target = fs::read_link(&path)?;
-                path = path.parent().unwrap_or(Path::new("/")).join(target);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::PermissionDenied,
-        format!(
-            "{} is a chain of more than {PIDFILE_MAX_LINKS} symlinks; refused",
-            file.display()
-        ),
-    ))
 }
 
 /// The parent of the plugin, when it is a shell running the plugin's own command line
@@ -610,7 +568,11 @@ impl<'a> Filter<'a> {
         if self.containers.len() < 2 {
             return Ok(());
         }
-        let names: Vec<String> = self.containers.iter().map(ToString::to_string).collect();
+        let names: Vec<String> = self
+            .containers
+            .iter()
+            .map(|c| format!("{} {}", c.runtime, c.key))
+            .collect();
         Err(CheckError::Config(format!(
             "--container {} names {} containers ({}); give more of the id",
             self.selector.container.as_deref().unwrap_or_default(),
@@ -621,16 +583,24 @@ impl<'a> Filter<'a> {
 }
 
 /// Whether a cgroup path lies in `unit` (its components, e.g. `["nginx.service"]` or
-/// `["user@1000.service", "app.service"]`). A unit of a user's own service manager
-/// (below `user@UID.service`) counts only when the unit is given with that prefix: a
-/// user's `systemd-run --user --unit=nginx` is not the system's nginx.
+/// `["user@1000.service", "nginx.service"]`, found in that order). A unit of a user's own
+/// service manager (below `user@UID.service`) counts only when the unit is given with that
+/// prefix: a user's `systemd-run --user --unit=nginx` is not the system's nginx.
 fn in_unit(path: &str, unit: &[String]) -> bool {
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     let user_manager = |c: &str| c.starts_with("user@") && c.ends_with(".service");
-    parts.windows(unit.len()).enumerate().any(|(i, w)| {
-        w.iter().zip(unit).all(|(a, b)| a == b)
-            && (user_manager(&unit[0]) || !parts[..i].iter().any(|c| user_manager(c)))
-    })
+    let mut wanted = unit.iter().peekable();
+    for c in path.split('/').filter(|p| !p.is_empty()) {
+        match wanted.peek() {
+            Some(w) if *w == c => {
+                wanted.next();
+            }
+            // Inside a user manager that was not asked for: not the unit.
+            Some(w) if user_manager(c) && !user_manager(w) => return false,
+            Some(_) => {}
+            None => break,
+        }
+    }
+    wanted.peek().is_none()
 }
 
 /// A user name or numeric uid to a uid, via /etc/passwd (no NSS: the binaries are static).
@@ -750,7 +720,7 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         for (path, words) in [
             (binary, "does not hold a pid"),
-            (fifo, "is not a regular file"),
+            (fifo, "it is a FIFO, not a regular file"),
         ] {
             let why = pid_from_pidfile(&root, &path).unwrap().unwrap_err();
             assert!(why.contains(words), "{why}");
@@ -793,5 +763,348 @@ mod tests {
                 report.findings()[0].text
             );
         }
+    }
+
+    /// A fixture /proc entry. `stat` is kthreadd's line from a 6.18 host with the fields
+    /// under test put in; `status` is this test's own with the ids and NSpid replaced.
+    struct Fake<'a> {
+        pid: i32,
+        comm: &'a str,
+        state: char,
+        ppid: i32,
+        kernel: bool,
+        starttime: u64,
+        argv: &'a [&'a str],
+        cgroup: &'a str,
+        nspid: &'a [i32],
+    }
+
+    impl Fake<'_> {
+        fn new(pid: i32, comm: &str) -> Fake<'_> {
+            Fake {
+                pid,
+                comm,
+                state: 'S',
+                ppid: 1,
+                kernel: false,
+                starttime: 1000 + pid as u64,
+                argv: &[],
+                cgroup: "0::/system.slice/app.service\n",
+                nspid: &[],
+            }
+        }
+
+        fn write(&self, root: &Path) {
+            let dir = root.join(self.pid.to_string());
+            fs::create_dir_all(&dir).unwrap();
+            let flags = if self.kernel { 2129984 } else { 4194560 };
+            let stat = format!(
+                "{} ({}) {} {} 0 0 0 -1 {flags} 0 0 0 0 0 1 0 0 20 0 1 0 {} 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 1 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+                self.pid, self.comm, self.state, self.ppid, self.starttime
+            );
+            fs::write(dir.join("stat"), stat).unwrap();
+            let nspid: Vec<String> = std::iter::once(self.pid)
+                .chain(self.nspid.iter().copied())
+                .map(|p| p.to_string())
+                .collect();
+            let status: String = fs::read_to_string("/proc/self/status")
+                .unwrap()
+                .lines()
+                .map(|l| match l.split_once(':').map(|(k, _)| k) {
+                    Some("Name") => format!("Name:\t{}\n", self.comm),
+                    Some("Pid" | "Tgid" | "NStgid") => {
+                        format!("{}:\t{}\n", l.split(':').next().unwrap(), self.pid)
+                    }
+                    Some("PPid") => format!("PPid:\t{}\n", self.ppid),
+                    Some("NSpid") => format!("NSpid:\t{}\n", nspid.join("\t")),
+                    _ => format!("{l}\n"),
+                })
+                .collect();
+            fs::write(dir.join("status"), status).unwrap();
+            let cmdline: String = self.argv.iter().map(|a| format!("{a}\0")).collect();
+            fs::write(dir.join("cmdline"), cmdline).unwrap();
+            fs::write(dir.join("cgroup"), self.cgroup).unwrap();
+        }
+    }
+
+    fn pick(root: &Path, args: &[&str]) -> (Vec<Selected>, Report) {
+        let mut report = Report::default();
+        let found = sel(args)
+            .resolve(&ProcRoot::new(root), None, &mut report)
+            .unwrap();
+        (found, report)
+    }
+
+    #[test]
+    fn kernel_threads_are_never_listed_or_selected() {
+        let tmp = tempfile::tempdir().unwrap();
+        Fake {
+            kernel: true,
+            ppid: 0,
+            ..Fake::new(2, "kthreadd")
+        }
+        .write(tmp.path());
+        Fake {
+            kernel: true,
+            ppid: 2,
+            ..Fake::new(30, "kworker/0:1")
+        }
+        .write(tmp.path());
+        Fake {
+            argv: &["/usr/sbin/nginx"],
+            ..Fake::new(40, "nginx")
+        }
+        .write(tmp.path());
+        let root = ProcRoot::new(tmp.path());
+        assert_eq!(root.pids().unwrap(), vec![40]);
+        let (found, report) = pick(tmp.path(), &["--ppid", "2"]);
+        assert!(found.is_empty());
+        assert_eq!(report.findings()[0].text, "no process matches --ppid 2");
+        let (found, _) = pick(tmp.path(), &["--pid", "30"]);
+        assert!(found.is_empty(), "--pid of a kernel thread selects nothing");
+    }
+
+    #[test]
+    fn a_zombie_is_not_running_and_says_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        Fake {
+            state: 'Z',
+            ppid: 77,
+            ..Fake::new(50, "python3")
+        }
+        .write(tmp.path());
+        let (found, report) = pick(tmp.path(), &["--pid", "50"]);
+        assert!(found.is_empty());
+        assert_eq!(report.status(), Status::Critical);
+        assert_eq!(
+            report.findings()[0].text,
+            "not running: pid 50 is a zombie: it exited and its parent (pid 77) has not reaped it"
+        );
+        let (_, report) = pick(tmp.path(), &["--name", "python3"]);
+        assert!(report.findings()[0].text.starts_with(
+            "not running: every process matching --name python3 is a zombie (pid 50)"
+        ));
+        // A live process of the same name is selected, the zombie left out.
+        Fake {
+            argv: &["python3", "-c", "x"],
+            ..Fake::new(51, "python3")
+        }
+        .write(tmp.path());
+        let (found, report) = pick(tmp.path(), &["--name", "python3"]);
+        assert_eq!(found.iter().map(|s| s.pid).collect::<Vec<_>>(), vec![51]);
+        assert!(report.findings().is_empty());
+    }
+
+    #[test]
+    fn labels_number_per_name_by_start_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fpm = ["php-fpm: pool www"];
+        let nginx = ["nginx: worker process"];
+        // Start times interleave the two names.
+        for (pid, start) in [(10, 5), (11, 7), (12, 9)] {
+            Fake {
+                argv: &fpm,
+                starttime: start,
+                ..Fake::new(pid, "php-fpm8.2")
+            }
+            .write(tmp.path());
+        }
+        for (pid, start) in [(20, 6), (21, 8)] {
+            Fake {
+                argv: &nginx,
+                starttime: start,
+                ..Fake::new(pid, "nginx")
+            }
+            .write(tmp.path());
+        }
+        let labels = |root: &Path| -> Vec<(i32, String)> {
+            let (found, _) = pick(root, &["--cmdline", "."]);
+            found.into_iter().map(|s| (s.pid, s.label)).collect()
+        };
+        let before = labels(tmp.path());
+        assert_eq!(
+            before,
+            [
+                (10, "php-fpm8.2_1"),
+                (20, "nginx_1"),
+                (11, "php-fpm8.2_2"),
+                (21, "nginx_2"),
+                (12, "php-fpm8.2_3")
+            ]
+            .map(|(p, l)| (p, l.to_string()))
+        );
+        // One more process under another name, started first: nobody is renumbered.
+        Fake {
+            argv: &["/usr/sbin/cron"],
+            starttime: 1,
+            ..Fake::new(5, "cron")
+        }
+        .write(tmp.path());
+        let after = labels(tmp.path());
+        assert_eq!(after[0], (5, "cron".to_string()));
+        assert_eq!(after[1..], before[..]);
+        // A selector gives one stem for all.
+        let (found, _) = pick(tmp.path(), &["--name", "php-fpm*"]);
+        let l: Vec<String> = found.into_iter().map(|s| s.label).collect();
+        assert_eq!(l, ["php-fpm_1", "php-fpm_2", "php-fpm_3"]);
+    }
+
+    #[test]
+    fn user_manager_units_need_their_prefix() {
+        let tmp = tempfile::tempdir().unwrap();
+        Fake {
+            argv: &["/usr/sbin/nginx"],
+            cgroup: "0::/system.slice/nginx.service\n",
+            ..Fake::new(60, "nginx")
+        }
+        .write(tmp.path());
+        Fake {
+            argv: &["/usr/sbin/nginx"],
+            cgroup: "0::/user.slice/user-1000.slice/user@1000.service/app.slice/nginx.service\n",
+            ..Fake::new(61, "nginx")
+        }
+        .write(tmp.path());
+        let pids = |args: &[&str]| -> Vec<i32> {
+            pick(tmp.path(), args).0.iter().map(|s| s.pid).collect()
+        };
+        assert_eq!(pids(&["--unit", "nginx"]), vec![60]);
+        assert_eq!(pids(&["--unit", "user@1000.service/nginx"]), vec![61]);
+        assert_eq!(pids(&["--unit", "user@1000.service"]), vec![61]);
+    }
+
+    #[test]
+    fn containers_by_short_id_and_a_pidfile_inside_them() {
+        let id = "3f4e5a6b7c8d9e0f11223344556677889900aabbccddeeff0011223344556677";
+        let other = "77665544332211000000000000000000000000000000000000000000000000ff";
+        let v2 = format!("0::/system.slice/docker-{id}.scope\n");
+        let v1 = format!("8:pids:/docker/{other}\n0::/\n");
+        let tmp = tempfile::tempdir().unwrap();
+        Fake {
+            argv: &["nginx: master process nginx"],
+            cgroup: &v2,
+            nspid: &[1],
+            ..Fake::new(70, "nginx")
+        }
+        .write(tmp.path());
+        Fake {
+            argv: &["nginx: worker process"],
+            cgroup: &v2,
+            nspid: &[7],
+            ppid: 70,
+            ..Fake::new(71, "nginx")
+        }
+        .write(tmp.path());
+        Fake {
+            argv: &["redis-server *:6379"],
+            cgroup: &v1,
+            nspid: &[1],
+            ..Fake::new(80, "redis-server")
+        }
+        .write(tmp.path());
+        let (found, _) = pick(tmp.path(), &["--container", &id[..12]]);
+        let shown: Vec<(String, String)> = found
+            .iter()
+            .map(|s| (s.display(), s.label.clone()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("nginx[70, pid 1 in container]", "3f4e5a6b7c8d_1"),
+                ("nginx[71, pid 7 in container]", "3f4e5a6b7c8d_2")
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+        let (found, _) = pick(tmp.path(), &["--container", &other[..14]]);
+        assert_eq!(found[0].display(), "redis-server[80, pid 1 in container]");
+        let pidfile = tmp.path().join("nginx.pid");
+        fs::write(&pidfile, "1\n").unwrap();
+        let file = pidfile.to_str().unwrap();
+        let (found, _) = pick(tmp.path(), &["--container", id, "--pidfile", file]);
+        assert_eq!(found.iter().map(|s| s.pid).collect::<Vec<_>>(), vec![70]);
+        fs::write(&pidfile, "9\n").unwrap();
+        let (found, report) = pick(tmp.path(), &["--container", id, "--pidfile", file]);
+        assert!(found.is_empty());
+        assert!(
+            report.findings()[0]
+                .text
+                .contains("names pid 9, which is not running in container"),
+            "{report:?}"
+        );
+        let (found, report) = pick(tmp.path(), &["--container", "0123456789ab"]);
+        assert!(found.is_empty());
+        assert_eq!(
+            report.findings()[0].text,
+            "no process matches --container 0123456789ab"
+        );
+    }
+
+    #[test]
+    fn an_ambiguous_id_prefix_is_unknown() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (pid, id) in [(90, "aa"), (91, "bb")] {
+            let cg = format!(
+                "0::/system.slice/docker-0123456789ab{}.scope\n",
+                id.repeat(26)
+            );
+            Fake {
+                argv: &["sleep", "9"],
+                cgroup: &cg,
+                ..Fake::new(pid, "sleep")
+            }
+            .write(tmp.path());
+        }
+        let e = sel(&["--container", "0123456789ab"])
+            .resolve(&ProcRoot::new(tmp.path()), None, &mut Report::default())
+            .unwrap_err();
+        assert!(e.to_string().contains("names 2 containers"), "{e}");
+        let (found, _) = pick(tmp.path(), &["--container", "0123456789abaa"]);
+        assert_eq!(found.len(), 1);
+    }
+
+    #[test]
+    fn relative_and_absolute_pidfiles_describe_alike() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        fs::create_dir(&dir).unwrap();
+        let abs = sel(&["--pidfile", dir.join("app.pid").to_str().unwrap()]);
+        let dotted = dir.join("..").join("run").join(".").join("app.pid");
+        let rel = sel(&["--pidfile", dotted.to_str().unwrap()]);
+        assert_eq!(abs.describe(), rel.describe());
+        assert_eq!(abs.stable_label(), rel.stable_label());
+        // The link itself is named, not where it points.
+        let link = dir.join("link.pid");
+        std::os::unix::fs::symlink(dir.join("app.pid"), &link).unwrap();
+        assert!(canonical_pidfile(&link).ends_with("run/link.pid"));
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(
+            canonical_pidfile(Path::new("x.pid")),
+            fs::canonicalize(&here).unwrap().join("x.pid")
+        );
+    }
+
+    #[test]
+    fn a_pidfile_symlink_is_followed_only_when_root_owns_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real.pid");
+        fs::write(&real, format!("{}\n", std::process::id())).unwrap();
+        let link = tmp.path().join("link.pid");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // the links below need root to own (or give away) them
+        }
+        assert_eq!(read_pidfile(&link).unwrap(), Ok(std::process::id() as i32));
+        let c = std::ffi::CString::new(link.to_str().unwrap()).unwrap();
+        // SAFETY: c is a valid path.
+        assert_eq!(unsafe { libc::lchown(c.as_ptr(), 65534, 65534) }, 0);
+        let e = read_pidfile(&link).unwrap_err().to_string();
+        assert!(
+            e.contains("symbolic link owned by uid 65534, not root"),
+            "{e}"
+        );
+        // Its content is never shown, whatever the file holds.
+        fs::write(&real, "root:*:20228:0:99999:7:::\n").unwrap();
+        let why = read_pidfile(&real).unwrap().unwrap_err();
+        assert!(!why.contains("root:"), "{why}");
     }
 }

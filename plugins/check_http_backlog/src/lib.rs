@@ -449,7 +449,7 @@ fn deltas(
 pub fn check(args: &Args) -> Result<Report, CheckError> {
     let started = Instant::now();
     let deadline = started + args.common.timeout.duration;
-    let root = ProcRoot::new(&args.common.proc_root);
+    let root = ProcRoot::open(&args.common.proc_root)?;
     validate(args)?;
     let time_thresholds = Thresholds {
         warning: args.common.warning.map(|t| t.range()),

@@ -186,7 +186,7 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
         ));
     }
     let jobs = jobs(args)?;
-    let root = ProcRoot::new(&args.common.proc_root);
+    let root = ProcRoot::open(&args.common.proc_root)?;
     let mut ctx = Ctx::new(args, root);
     let mut report = Report::default();
     for job in &jobs {
