@@ -8,9 +8,10 @@ use procguard_common::cli::parse_duration;
 use procguard_common::perfdata::format_number;
 use procguard_common::select::Selector;
 use procguard_common::state::StateArgs;
-use procguard_common::{CheckArgs, CheckError, CommonArgs, Threshold};
+use procguard_common::{CheckArgs, CheckError, CommonArgs, Threshold, ThresholdArgs};
 
 use crate::probe::Method;
+use crate::tls::TlsArgs;
 
 /// Alert when a TCP listener's accept queue fills or drops connections, and probe it over
 /// HTTP with each failure in its own words.
@@ -26,6 +27,9 @@ use crate::probe::Method;
 #[derive(Parser, Debug)]
 #[command(name = "check_http_backlog", version, about, long_about)]
 pub struct Args {
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+
     #[command(flatten)]
     pub common: CommonArgs,
 
@@ -82,6 +86,9 @@ pub struct Args {
     /// How long the probe may take in all (connect, request, response); must be below -t
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_duration)]
     pub probe_timeout: Duration,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Read /proc/net/tcp instead of sock_diag (as where sock_diag is unavailable)
     #[arg(long, hide = true)]
@@ -173,12 +180,20 @@ pub fn validate(args: &Args) -> Result<(), CheckError> {
             args.common.timeout
         ));
     }
-    for (flag, t) in [("-w", args.common.warning), ("-c", args.common.critical)] {
+    for (flag, t) in [
+        ("-w", args.thresholds.warning),
+        ("-c", args.thresholds.critical),
+    ] {
         if t.is_some_and(|t| t.is_percent()) {
             return invalid(format!(
                 "{flag} is a response time in seconds here, not a percentage"
             ));
         }
+    }
+    if !probing && (args.tls.verify_cert || args.tls.host.is_some()) {
+        return invalid(
+            "--verify-cert and --host are options of the probe: add --url or --probe".into(),
+        );
     }
     if args.drops_warning == 0 || args.drops_critical == 0 {
         return invalid("--drops-warning and --drops-critical must be at least 1".into());

@@ -453,8 +453,8 @@ fn probe_finding(
 ) -> Status {
     let prefix = |name: &str| label.map_or_else(|| name.to_string(), |l| format!("{l}_{name}"));
     let time_thresholds = Thresholds {
-        warning: args.common.warning.map(|t| t.range()),
-        critical: args.common.critical.map(|t| t.range()),
+        warning: args.thresholds.warning.map(|t| t.range()),
+        critical: args.thresholds.critical.map(|t| t.range()),
     };
     let line = format!("probe: {} {url}", method_name(args.method));
     let status = match probe_failure(args, p) {
@@ -526,6 +526,7 @@ fn probe_failure(args: &Args, p: &Probe) -> Option<String> {
             format!("connection closed before a response (connected in {connect}s)")
         }
         Outcome::Incomplete => format!("response incomplete after {timeout}s"),
+        Outcome::Tls(f) => f.to_string(),
         Outcome::Failed(why) => format!("probe failed: {why}"),
     })
 }
