@@ -604,7 +604,9 @@ fn starter_from_chain(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
 
 /// The starter from what the process carries, with the live supervisor process looked up.
 fn starter_from_marks(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
-    let (kind, service, evidence) = t.marks.starter()?;
+    let Some((kind, service, evidence)) = t.marks.starter() else {
+        return monit_by_pidfile(root, t);
+    };
     let mut s = Starter {
         kind,
         process: None,
@@ -624,6 +626,24 @@ fn starter_from_marks(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
         Kind::Pm2 => live::pm2(root, t, &mut s),
         _ => {}
     }
+    Some(s)
+}
+
+/// Without marks (an empty or unreadable environment), a running monit whose control file
+/// watches a pidfile holding the process's PID still names its starter.
+fn monit_by_pidfile(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
+    let mut s = Starter {
+        kind: Kind::Monit,
+        process: None,
+        service: None,
+        config: None,
+        unit: None,
+        from_chain: false,
+        evidence: String::new(),
+    };
+    live::monit(root, t, &mut s);
+    s.process.as_ref()?;
+    s.evidence = s.evidence.trim_start_matches("; ").to_string();
     Some(s)
 }
 
@@ -683,9 +703,10 @@ mod live {
                 continue;
             };
             let all = with_includes(&file, &main);
-            if let Some(found) = monit_names(&all, s.service.as_deref(), t.pid) {
+            if let Some((name, found)) = monit_names(&all, s.service.as_deref(), t.pid) {
                 s.evidence
                     .push_str(&format!("; {} {found}", file.display()));
+                s.service = Some(name);
                 s.process = Some(m.clone());
                 s.config = Some(file);
                 s.unit = unit_of(root, m.pid);
@@ -723,24 +744,34 @@ mod live {
 
     /// Whether a Monit control file holds `check process NAME` for the service or a
     /// pidfile that holds the process's PID; the words for the story.
-    pub(super) fn monit_names(text: &str, service: Option<&str>, pid: i32) -> Option<String> {
+    pub(super) fn monit_names(
+        text: &str,
+        service: Option<&str>,
+        pid: i32,
+    ) -> Option<(String, String)> {
         for line in text.lines() {
             let words: Vec<&str> = line.split_whitespace().collect();
-            if let (Some(svc), ["check", "process", name, ..]) = (service, words.as_slice()) {
-                if *name == svc || name.trim_matches('"') == svc {
-                    return Some(format!("has 'check process {svc}'"));
-                }
+            let ["check", "process", name, ..] = words.as_slice() else {
+                continue;
+            };
+            let name = name.trim_matches('"');
+            if service == Some(name) {
+                return Some((name.to_string(), format!("has 'check process {name}'")));
             }
-            if let Some(i) = words.iter().position(|w| *w == "pidfile") {
-                let Some(file) = words.get(i + 1).map(|f| f.trim_matches('"')) else {
-                    continue;
-                };
-                let named = read_config(Path::new(file))
-                    .ok()
-                    .and_then(|p| p.trim().parse::<i32>().ok());
-                if named == Some(pid) && words.first() == Some(&"check") {
-                    return Some(format!("watches its pidfile {file}"));
-                }
+            let Some(i) = words.iter().position(|w| *w == "pidfile") else {
+                continue;
+            };
+            let Some(file) = words.get(i + 1).map(|f| f.trim_matches('"')) else {
+                continue;
+            };
+            let named = read_config(Path::new(file))
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok());
+            if service.is_none() && named == Some(pid) {
+                return Some((
+                    name.to_string(),
+                    format!("watches its pidfile {file} as 'check process {name}'"),
+                ));
             }
         }
         None
@@ -876,7 +907,8 @@ mod live {
             .or_else(|| (candidates.len() == 1).then(|| &candidates[0]));
         match found {
             Some(d) => {
-                s.evidence.push_str(&format!("; PM2 daemon of {}", d.cmdline));
+                s.evidence
+                    .push_str(&format!("; PM2 daemon of {}", d.cmdline));
                 s.process = Some(d.clone());
                 s.unit = unit_of(root, d.pid);
             }
@@ -1306,11 +1338,20 @@ mod tests {
         );
         assert_eq!(
             live::monit_names(&rc, Some("incident-node"), 1),
-            Some("has 'check process incident-node'".into())
+            Some((
+                "incident-node".into(),
+                "has 'check process incident-node'".into()
+            ))
         );
         assert_eq!(
             live::monit_names(&rc, None, 4242),
-            Some(format!("watches its pidfile {}", pidfile.display()))
+            Some((
+                "incident-node".into(),
+                format!(
+                    "watches its pidfile {} as 'check process incident-node'",
+                    pidfile.display()
+                )
+            ))
         );
         assert_eq!(live::monit_names(&rc, Some("other"), 1), None);
         let inc = dir.path().join("conf.d");

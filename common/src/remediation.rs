@@ -310,21 +310,15 @@ fn supervisord(s: &Starter, c: &Change, who: &str, file: &str) -> String {
     };
     let prop = crate::systemd::limit_property(&c.item).unwrap_or("Limit...");
     let mut out = format!(
-        "{knob}={} in [supervisord] of {file}, then restart supervisord itself (its children inherit its limits; it raises its soft limit to {knob} at start, the hard one too only as root)",
+        "{knob}={} in [supervisord] of {file}, then restart supervisord (its children inherit its limits; at start it raises its soft limit to {knob}, the hard one only as root)",
         c.soft
     );
     if c.raise_hard {
         let unit = match &s.unit {
             Some(u) => format!("{prop}={} in {u}", c.value()),
-            None => format!(
-                "'{}' where it is started, or {prop}={} in its unit",
-                c.ulimit(),
-                c.value()
-            ),
+            None => format!("{prop}={} in its unit", c.value()),
         };
-        out.push_str(&format!(
-            "; for the hard limit: {unit} (what supervisord starts with caps it)"
-        ));
+        out.push_str(&format!("; the hard limit where it starts: {unit}"));
     }
     out
 }

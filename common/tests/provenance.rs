@@ -123,7 +123,11 @@ fn rl(soft: u64, hard: u64) -> Option<Rlimit> {
 fn node_raised_its_soft_limit_under_monit() {
     let t = Tree::new();
     let rc = t.path().join("monitrc");
-    fs::write(&rc, "check process incident-node with pidfile /run/node.pid\n").unwrap();
+    fs::write(
+        &rc,
+        "check process incident-node with pidfile /run/node.pid\n",
+    )
+    .unwrap();
     let rc_s = rc.display().to_string();
     t.add(&P {
         pid: 812,
@@ -257,6 +261,21 @@ fn daemonized_under_monit_names_the_live_monit() {
     // Without the environment (unknown service), the pidfile in the control file tells.
     fs::write(t.path().join("26010/environ"), "").unwrap();
     let p = provenance::trace(&t.root(), 26010, "nofile");
+    let s = p.starter.as_ref().unwrap();
+    assert_eq!(s.process.as_ref().unwrap().pid, 25974);
+    assert_eq!(s.service.as_deref(), Some("capsvc"));
+    assert!(
+        p.story().contains(&format!(
+            "monit[25974] started it (service 'capsvc'): {rc_s} watches its pidfile {} as 'check process capsvc'",
+            pidfile.display()
+        )),
+        "{}",
+        p.story()
+    );
+
+    // Nothing names it: said, no guess.
+    fs::write(&pidfile, "1\n").unwrap();
+    let p = provenance::trace(&t.root(), 26010, "nofile");
     assert!(p.starter.is_none(), "no marks: no guess");
     assert_eq!(p.summary(), ", its starting parent exited");
     assert!(
@@ -310,13 +329,16 @@ fn supervisord_named_by_its_script_and_minfds() {
     assert_eq!(s.unit.as_deref(), Some("supervisor.service"));
     // Soft short only: minfds.
     let fix = remediation::fix(&p, rl(2048, 2048)).unwrap();
-    assert!(fix.starts_with(&format!("fix (supervisord): minfds=2048 in [supervisord] of {conf_s}, then restart supervisord itself")), "{fix}");
-    assert!(!fix.contains("for the hard limit"), "soft only: {fix}");
+    assert!(fix.starts_with(&format!("fix (supervisord): minfds=2048 in [supervisord] of {conf_s}, then restart supervisord (its children")), "{fix}");
+    assert!(
+        !fix.contains("the hard limit where it starts"),
+        "soft only: {fix}"
+    );
     // Hard short too: the unit.
     let fix = remediation::fix(&p, rl(65536, 65536)).unwrap();
     assert!(fix.contains("minfds=65536"), "{fix}");
     assert!(
-        fix.contains("for the hard limit: LimitNOFILE=65536 in supervisor.service"),
+        fix.contains("the hard limit where it starts: LimitNOFILE=65536 in supervisor.service"),
         "{fix}"
     );
 }

@@ -13,12 +13,12 @@ use procguard_common::{systemd, CheckError, Status};
 use crate::expectation::Note;
 use crate::limits_conf::{self, ConfFile, Flavor};
 use crate::plan::{Job, Like, UnitChoice};
-use procguard_common::provenance::{self, Provenance};
 use crate::source::like::LikeInput;
 use crate::source::pam::PamInput;
 use crate::source::unit::UnitInput;
 use crate::users::{self, GroupEntry, PasswdEntry};
 use crate::{Args, PamFlavor};
+use procguard_common::provenance::{self, Provenance};
 
 /// What holds for the whole run.
 #[derive(Debug, Clone, PartialEq, Eq)]

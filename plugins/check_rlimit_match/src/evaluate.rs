@@ -210,9 +210,11 @@ mod tests {
     use super::*;
     use crate::expectation::Comparison;
     use crate::limits_conf::Flavor;
-    use procguard_common::provenance::{self as pv, Ancestor, Marks, Provenance, SoftOrigin, Starter};
     use crate::source::cli;
     use procguard_common::proc::Limits;
+    use procguard_common::provenance::{
+        self as pv, Ancestor, Marks, Provenance, SoftOrigin, Starter,
+    };
     use std::collections::BTreeMap;
 
     /// /proc/PID/limits of a process started under a parent with nofile 1024:4096.

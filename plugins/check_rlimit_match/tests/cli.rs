@@ -251,12 +251,14 @@ fn fake_proc_root_provenance_and_nr_open() {
         ]),
     );
     assert!(
-        v.stdout.contains("fix (monit): start program = \"/bin/sh -c 'ulimit -Sn 2048; ...'\""),
+        v.stdout
+            .contains("fix (monit): start program = \"/bin/sh -c 'ulimit -Sn 2048; ...'\""),
         "{}",
         v.stdout
     );
     assert!(
-        v.stdout.contains("now: prlimit --pid 100 --nofile=2048:4096"),
+        v.stdout
+            .contains("now: prlimit --pid 100 --nofile=2048:4096"),
         "{}",
         v.stdout
     );
