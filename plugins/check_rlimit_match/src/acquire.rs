@@ -71,9 +71,9 @@ pub struct Acquirer<'a> {
 }
 
 impl<'a> Acquirer<'a> {
-    /// Reads the run's [`Facts`].
-    pub fn new(args: &'a Args) -> Acquirer<'a> {
-        let root = ProcRoot::new(&args.common.proc_root);
+    /// Reads the run's [`Facts`]; `--proc-root` must be a procfs.
+    pub fn new(args: &'a Args) -> Result<Acquirer<'a>, CheckError> {
+        let root = ProcRoot::open(&args.common.proc_root)?;
         let flavor = match args.pam_flavor {
             PamFlavor::Upstream => Flavor::Upstream,
             PamFlavor::Debian => Flavor::Debian,
@@ -85,14 +85,14 @@ impl<'a> Acquirer<'a> {
             pid1: root.process(1).limits().ok(),
             flavor,
         };
-        Acquirer {
+        Ok(Acquirer {
             args,
             root,
             facts,
             accounts: None,
             confs: HashMap::new(),
             units: HashMap::new(),
-        }
+        })
     }
 
     /// The /proc to read.

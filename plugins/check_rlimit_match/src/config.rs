@@ -84,6 +84,8 @@ pub struct Select {
     pub unit: Option<String>,
     /// `--ppid`.
     pub ppid: Option<i32>,
+    /// `--container`.
+    pub container: Option<String>,
 }
 
 fn regex<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Regex>, D::Error> {
@@ -104,6 +106,7 @@ impl Select {
             user: self.user.clone(),
             unit: self.unit.clone(),
             ppid: self.ppid,
+            container: self.container.clone(),
         }
     }
 }
