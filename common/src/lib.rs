@@ -16,6 +16,7 @@ pub mod proc;
 pub mod range;
 pub mod report;
 pub mod runner;
+pub mod seam;
 pub mod select;
 pub mod state;
 pub mod status;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use regex::Regex;
 
-use crate::accounts::parse_passwd;
+use crate::accounts::{passwd_path, read_passwd};
 use crate::error::CheckError;
 use crate::proc::{argv0_name, full_name, ProcRoot, Process};
 use crate::report::Report;
@@ -253,9 +253,9 @@ pub fn pid_from_pidfile(root: &ProcRoot, file: &Path) -> Result<Result<i32, Stri
         .and_then(|l| l.trim().parse::<i32>().ok())
         .filter(|p| *p > 0)
     else {
+        // Never the content: the file may be anything (a symlink to /etc/shadow).
         return Ok(Err(format!(
-            "pidfile {shown} holds {:?}, not a pid",
-            text.chars().take(20).collect::<String>()
+            "pidfile {shown} does not hold a pid (expected a positive number on line 1)"
         )));
     };
     match root.process(pid).stat() {
@@ -362,12 +362,16 @@ pub fn resolve_user(user: &str) -> Result<u32, CheckError> {
     if let Ok(uid) = user.parse() {
         return Ok(uid);
     }
-    let passwd = fs::read_to_string("/etc/passwd").map_err(|e| CheckError::io("/etc/passwd", e))?;
-    parse_passwd(&passwd)
+    read_passwd()?
         .into_iter()
         .find(|p| p.name == user)
         .map(|p| p.uid)
-        .ok_or_else(|| CheckError::Config(format!("--user {user}: no such user in /etc/passwd")))
+        .ok_or_else(|| {
+            CheckError::Config(format!(
+                "--user {user}: no such user in {}",
+                passwd_path().display()
+            ))
+        })
 }
 
 #[cfg(test)]

@@ -104,10 +104,6 @@ pub struct Args {
     /// How long the probe may take in all (connect, request, response); must be below -t
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_duration)]
     pub probe_timeout: Duration,
-
-    /// Read /proc/net/tcp instead of sock_diag (as where sock_diag is unavailable)
-    #[arg(long, hide = true)]
-    pub no_sock_diag: bool,
 }
 
 impl CheckArgs for Args {
@@ -286,8 +282,10 @@ fn read_listeners(
     root: &ProcRoot,
     port: Option<u16>,
 ) -> Result<(Vec<Listener>, Source, Option<String>), CheckError> {
-    let why_not = if args.no_sock_diag {
-        "sock_diag not used (--no-sock-diag)".to_string()
+    // Tests reach the /proc/net/tcp fallback through a seam of test builds only.
+    let why_not = if procguard_common::seam::var(procguard_common::seam::Seam::NoSockDiag).is_some()
+    {
+        "sock_diag not used (PROCGUARD_TEST_NO_SOCK_DIAG)".to_string()
     } else {
         match sock_diag::listeners(port) {
             Ok(sockets) => {

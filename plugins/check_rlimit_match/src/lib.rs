@@ -21,10 +21,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
+use procguard_common::files::{self, Follow};
 use procguard_common::proc::limits::show;
 use procguard_common::proc::{Limits, ProcRoot, Process, Rlimit};
 use procguard_common::select::{pid_from_pidfile, report_vanished, Selected, Selector};
-use procguard_common::{systemd, CheckArgs, CheckError, CommonArgs, PerfData, Report, Status};
+use procguard_common::{
+    accounts, systemd, CheckArgs, CheckError, CommonArgs, PerfData, Report, Status,
+};
 
 use crate::expect::{parse_item, ItemSpec};
 use crate::limits_conf::{ConfFile, Flavor};
@@ -103,18 +106,6 @@ pub struct Args {
     /// Expect exactly the limits of the process whose PID is in FILE
     #[arg(long, value_name = "FILE", conflicts_with = "like_pid")]
     pub like_pidfile: Option<PathBuf>,
-
-    /// The systemctl program (for tests)
-    #[arg(long, value_name = "PATH", default_value = "systemctl", hide = true)]
-    pub systemctl: PathBuf,
-
-    /// The passwd file (for tests)
-    #[arg(long, value_name = "FILE", default_value = "/etc/passwd", hide = true)]
-    pub passwd_file: PathBuf,
-
-    /// The group file (for tests)
-    #[arg(long, value_name = "FILE", default_value = "/etc/group", hide = true)]
-    pub group_file: PathBuf,
 }
 
 impl CheckArgs for Args {
@@ -230,7 +221,7 @@ fn jobs(args: &Args) -> Result<Vec<Job>, CheckError> {
     });
     let mut jobs = Vec::new();
     if let Some(path) = &args.config {
-        let text = fs::read_to_string(path).map_err(|e| CheckError::io(path, e))?;
+        let text = files::read_regular_text(path, files::max::CONFIG, Follow::Always)?;
         let config = config::parse(path, &text)?;
         let file = path.file_name().map_or_else(
             || path.display().to_string(),
@@ -408,8 +399,7 @@ fn cmp_limit(a: Option<u64>, b: Option<u64>) -> Ordering {
 }
 
 /// State shared by the jobs of one run (caches, things said once).
-struct Ctx<'a> {
-    args: &'a Args,
+struct Ctx {
     root: ProcRoot,
     nr_open: Option<u64>,
     flavor: Flavor,
@@ -429,8 +419,8 @@ struct Ctx<'a> {
 /// How many too-low values get their chain and remediation in the long output.
 const MAX_TOLD: usize = 5;
 
-impl<'a> Ctx<'a> {
-    fn new(args: &'a Args, root: ProcRoot) -> Ctx<'a> {
+impl Ctx {
+    fn new(args: &Args, root: ProcRoot) -> Ctx {
         let nr_open = root.read_u64("sys/fs/nr_open").ok();
         let pid1 = root.process(1).limits().ok();
         let flavor = match args.pam_flavor {
@@ -440,7 +430,6 @@ impl<'a> Ctx<'a> {
             PamFlavor::Auto => Flavor::Upstream,
         };
         Ctx {
-            args,
             root,
             nr_open,
             flavor,
@@ -748,7 +737,7 @@ impl<'a> Ctx<'a> {
             return c.clone();
         }
         let read = |file: &Path, name: String| -> Result<ConfFile, String> {
-            procguard_common::proc::read_file(file)
+            files::read_regular_text(file, files::max::LIMITS_CONF, Follow::Always)
                 .map(|text| ConfFile { name, text })
                 .map_err(|e| e.to_string())
         };
@@ -787,15 +776,10 @@ impl<'a> Ctx<'a> {
     }
 
     fn accounts(&mut self) -> &(Vec<users::PasswdEntry>, Vec<users::GroupEntry>) {
-        let (pw, gr) = (&self.args.passwd_file, &self.args.group_file);
         self.accounts.get_or_insert_with(|| {
             (
-                fs::read_to_string(pw)
-                    .map(|t| users::parse_passwd(&t))
-                    .unwrap_or_default(),
-                fs::read_to_string(gr)
-                    .map(|t| users::parse_group(&t))
-                    .unwrap_or_default(),
+                accounts::read_passwd().unwrap_or_default(),
+                accounts::read_group().unwrap_or_default(),
             )
         })
     }
@@ -916,13 +900,7 @@ impl<'a> Ctx<'a> {
             let mut props = systemd::limit_property_names(&job.items);
             props.push("LoadState".into());
             let props: Vec<&str> = props.iter().map(String::as_str).collect();
-            let got = systemd::show_with(
-                &self.args.systemctl,
-                &unit,
-                &props,
-                systemd::DEFAULT_TIMEOUT,
-            )
-            .map_err(|e| e.to_string());
+            let got = systemd::show(&unit, &props).map_err(|e| e.to_string());
             self.units.insert(key.clone(), got);
         }
         let props = match &self.units[&key] {
