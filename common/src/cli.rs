@@ -88,30 +88,54 @@ impl fmt::Display for Timeout {
     }
 }
 
-/// A duration as `90s`, `10m`, `1h`, `1d` or plain seconds (`2.5`).
+/// The units a duration may use, largest first, in seconds.
+const DURATION_UNITS: [(&str, f64); 5] = [
+    ("d", 86_400.0),
+    ("h", 3600.0),
+    ("m", 60.0),
+    ("s", 1.0),
+    ("ms", 0.001),
+];
+
+/// A duration as plain seconds (`2.5`) or numbers with units, largest first: `90s`, `10m`,
+/// `2h30m`, `1d2h`, `4m35s`, `250ms` — so everything [`format_duration`] prints reads back.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| c.is_ascii_alphabetic())
-            .unwrap_or(text.len()),
-    );
-    let factor = match unit {
-        "" | "s" => 1.0,
-        "ms" => 0.001,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86_400.0,
-        _ => {
-            return Err(format!(
-                "duration {text:?} has an unknown unit; use s, m, h or d (e.g. 90s, 10m, 1h)"
-            ))
+    let invalid = || format!("duration {text:?} is not valid; use e.g. 90s, 10m, 2h30m, 1d");
+    let secs = if text.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        text.parse::<f64>().map_err(|_| invalid())?
+    } else {
+        let mut total = 0.0;
+        let mut rest = text;
+        let mut previous: Option<usize> = None;
+        while !rest.is_empty() {
+            let (number, after) = split_while(rest, |c| c.is_ascii_digit() || c == '.');
+            let (unit, after) = split_while(after, |c| c.is_ascii_alphabetic());
+            if number.is_empty() || unit.is_empty() {
+                return Err(invalid());
+            }
+            let Some(rank) = DURATION_UNITS.iter().position(|(u, _)| *u == unit) else {
+                return Err(format!(
+                    "duration {text:?} has an unknown unit {unit:?}; use d, h, m, s or ms (e.g. 90s, 10m, 2h30m)"
+                ));
+            };
+            if previous.is_some_and(|p| p >= rank) {
+                return Err(format!(
+                    "duration {text:?}: give each unit once, largest first (e.g. 1d2h, 2h30m, 4m35s)"
+                ));
+            }
+            previous = Some(rank);
+            total += number.parse::<f64>().map_err(|_| invalid())? * DURATION_UNITS[rank].1;
+            rest = after;
         }
+        total
     };
-    let invalid = || format!("duration {text:?} is not valid; use e.g. 90s, 10m, 1h, 1d");
-    match number.parse::<f64>() {
-        // try_: a huge number overflows a Duration, which must be a usage error, not a panic.
-        Ok(n) if n >= 0.0 => Duration::try_from_secs_f64(n * factor).map_err(|_| invalid()),
-        _ => Err(invalid()),
-    }
+    // try_: a huge number overflows a Duration, which must be a usage error, not a panic.
+    Duration::try_from_secs_f64(secs).map_err(|_| invalid())
+}
+
+/// `s` split after its longest prefix of characters `keep` accepts.
+fn split_while(s: &str, keep: fn(char) -> bool) -> (&str, &str) {
+    s.split_at(s.find(|c| !keep(c)).unwrap_or(s.len()))
 }
 
 /// A duration for people: `41s`, `2m10s`, `3h05m`, `2d4h`.
@@ -161,8 +185,14 @@ mod tests {
             "1y",
             "m",
             "-1s",
-            "1h30m",
             "inf",
+            "nan",
+            "1h30",
+            "30m1h",
+            "1m1m",
+            "1.2.3s",
+            "1 h",
+            "h1",
             "1e400",
             "100000000000000000000000d",
         ] {
@@ -173,5 +203,39 @@ mod tests {
         assert_eq!(format_duration(600.0), "10m");
         assert_eq!(format_duration(3.0 * 3600.0 + 300.0), "3h05m");
         assert_eq!(format_duration(2.0 * 86_400.0 + 4.0 * 3600.0), "2d4h");
+    }
+
+    #[test]
+    fn compound_durations() {
+        let secs = |t: &str| parse_duration(t).map(|d| d.as_secs_f64());
+        assert_eq!(secs("2h30m"), Ok(9000.0));
+        assert_eq!(secs("4m35s"), Ok(275.0));
+        assert_eq!(secs("1d2h"), Ok(93_600.0));
+        assert_eq!(secs("3h05m"), Ok(11_100.0));
+        assert_eq!(secs("1d2h3m4s"), Ok(93_784.0));
+        assert_eq!(secs("1m500ms"), Ok(60.5));
+        assert_eq!(secs("1.5h"), Ok(5400.0));
+        assert_eq!(secs("0"), Ok(0.0));
+        let err = parse_duration("30m1h").unwrap_err();
+        assert!(err.contains("largest first"), "{err}");
+        let err = parse_duration("1y").unwrap_err();
+        assert!(err.contains("unknown unit \"y\""), "{err}");
+    }
+
+    /// Whatever the plugins print as a duration can be given back on the command line.
+    #[test]
+    fn every_printed_duration_reads_back() {
+        let mut s = 0u64;
+        while s < 400 * 86_400 {
+            let shown = format_duration(s as f64);
+            let back = parse_duration(&shown)
+                .unwrap_or_else(|e| panic!("{s} s printed as {shown:?}: {e}"));
+            assert_eq!(format_duration(back.as_secs_f64()), shown, "{s} s");
+            // Below an hour the printed form is exact.
+            if s < 3600 {
+                assert_eq!(back.as_secs(), s, "{shown}");
+            }
+            s += 1 + s / 50;
+        }
     }
 }

@@ -51,7 +51,7 @@ pub struct Args {
     #[command(flatten)]
     pub state: StateArgs,
 
-    /// Count restarts within this window (90s, 10m, 1h, 1d)
+    /// Count restarts within this window (90s, 10m, 2h30m, 1d)
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = positive_duration)]
     pub window: Duration,
 
@@ -307,6 +307,16 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    /// The durations the plugin prints (`4m35s`, `3h05m`) are accepted back.
+    #[test]
+    fn compound_durations_are_accepted() {
+        let a = parse(&["--name", "x", "--window", "2h30m", "--min-uptime", "4m35s"]);
+        assert_eq!(a.window, Duration::from_secs(9000));
+        assert_eq!(a.min_uptime, Some(Duration::from_secs(275)));
+        let a = parse(&["--name", "x", "--window", "1d2h"]);
+        assert_eq!(a.window, Duration::from_secs(93_600));
     }
 
     #[test]

@@ -1,0 +1,274 @@
+//! The command line: options, their parsers, and the checks clap cannot express.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use procguard_common::cli::parse_duration;
+use procguard_common::perfdata::format_number;
+use procguard_common::select::Selector;
+use procguard_common::state::StateArgs;
+use procguard_common::{CheckArgs, CheckError, CommonArgs, Threshold};
+
+use crate::probe::Method;
+
+/// Alert when a TCP listener's accept queue fills or drops connections, and probe it over
+/// HTTP with each failure in its own words.
+///
+/// Listeners are chosen by --port (and --address), or as the TCP listeners owned by the
+/// processes the selectors match. The queue is read through NETLINK_SOCK_DIAG, LISTEN sockets
+/// only, so the cost does not grow with established connections; /proc/net/tcp is the
+/// fallback (it cannot show the backlog: give --backlog). --queue-warning/--queue-critical
+/// are percent of the backlog; a full queue holds backlog+1 connections. Drops are deltas
+/// since the last run (state in --state-dir). -w/-c are response times in seconds for the
+/// probe (--url or --probe), as in check_http. When the probe fails or the queue is full,
+/// the process holding the listener is looked up and its open files compared with its limit.
+#[derive(Parser, Debug)]
+#[command(name = "check_http_backlog", version, about, long_about)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub select: Selector,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+
+    /// Check the TCP listener(s) on this port
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// With --port: only the listener serving this address (IPv4 or IPv6; wildcard listeners included)
+    #[arg(long, value_name = "ADDR", requires = "port", value_parser = parse_ip)]
+    pub address: Option<IpAddr>,
+
+    /// Warning when the accept queue exceeds this (N% of the backlog, or a count)
+    #[arg(long, value_name = "RANGE", default_value = "80%")]
+    pub queue_warning: Threshold,
+
+    /// Critical when the accept queue exceeds this (N% of the backlog, or a count); 100% = full
+    #[arg(long, value_name = "RANGE", default_value = "100%")]
+    pub queue_critical: Threshold,
+
+    /// The listen backlog, for the /proc/net/tcp fallback where sock_diag is unavailable
+    #[arg(long, value_name = "N")]
+    pub backlog: Option<u32>,
+
+    /// Warning at this many new drops on the listener since the last run
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub drops_warning: u64,
+
+    /// Critical at this many new drops on the listener since the last run
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub drops_critical: u64,
+
+    /// Probe this URL
+    #[arg(long, value_name = "URL", conflicts_with = "probe")]
+    pub url: Option<String>,
+
+    /// Probe http://ADDR:PORT/ of the (first) listener
+    #[arg(long)]
+    pub probe: bool,
+
+    /// HTTP method of the probe
+    #[arg(long, value_enum, default_value = "GET", ignore_case = true)]
+    pub method: Method,
+
+    /// Expected status codes, e.g. 200-399 or 200,204,301-302
+    #[arg(long, value_name = "LIST", default_value = "200-399", value_parser = parse_status_set)]
+    pub expect_status: StatusSet,
+
+    /// How long the probe may take in all (connect, request, response); must be below -t
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_duration)]
+    pub probe_timeout: Duration,
+}
+
+impl CheckArgs for Args {
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+}
+
+/// `--address`: an IP, IPv6 also in brackets.
+fn parse_ip(text: &str) -> Result<IpAddr, String> {
+    text.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| format!("{text:?} is not an IPv4 or IPv6 address"))
+}
+
+/// Status codes accepted from the probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSet(Vec<(u16, u16)>);
+
+impl StatusSet {
+    /// Whether `status` is expected.
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|(a, b)| (*a..=*b).contains(&status))
+    }
+}
+
+impl std::fmt::Display for StatusSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+fn parse_status_set(text: &str) -> Result<StatusSet, String> {
+    let code = |s: &str| -> Result<u16, String> {
+        s.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (100..=599).contains(c))
+            .ok_or_else(|| format!("{s:?} is not an HTTP status code (100-599)"))
+    };
+    let ranges = text
+        .split(',')
+        .map(|part| match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (code(a)?, code(b)?);
+                if a > b {
+                    return Err(format!("{part:?}: start above end"));
+                }
+                Ok((a, b))
+            }
+            None => code(part).map(|c| (c, c)),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(StatusSet(ranges))
+}
+
+/// The checks clap cannot express; each failure is a usage error.
+pub fn validate(args: &Args) -> Result<(), CheckError> {
+    // The runner prints these like clap's own errors: the reason, then the short usage.
+    let invalid = |m: String| Err(CheckError::Usage(m));
+    if args.port.is_none() && args.select.is_empty() {
+        return invalid(
+            "give --port PORT or a process selector (--pid, --name, --unit, ...)".into(),
+        );
+    }
+    let probing = args.probe || args.url.is_some();
+    if probing
+        && (args.probe_timeout.is_zero() || args.probe_timeout >= args.common.timeout.duration)
+    {
+        return invalid(format!(
+            "--probe-timeout {}s must be above 0 and below -t {}",
+            format_number(args.probe_timeout.as_secs_f64()),
+            args.common.timeout
+        ));
+    }
+    for (flag, t) in [("-w", args.common.warning), ("-c", args.common.critical)] {
+        if t.is_some_and(|t| t.is_percent()) {
+            return invalid(format!(
+                "{flag} is a response time in seconds here, not a percentage"
+            ));
+        }
+    }
+    if args.drops_warning == 0 || args.drops_critical == 0 {
+        return invalid("--drops-warning and --drops-critical must be at least 1".into());
+    }
+    if let Some(url) = &args.url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return invalid(format!("--url {url:?} must start with http:// or https://"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    fn args(extra: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("check_http_backlog").chain(extra.iter().copied()))
+            .unwrap()
+    }
+
+    #[test]
+    fn each_option_parses() {
+        let a = args(&[
+            "--port",
+            "8080",
+            "--address",
+            "[::1]",
+            "--queue-warning",
+            "50%",
+            "--queue-critical",
+            "120",
+            "--backlog",
+            "511",
+            "--drops-warning",
+            "5",
+            "--drops-critical",
+            "50",
+            "--url",
+            "http://127.0.0.1:8080/health",
+            "--method",
+            "head",
+            "--expect-status",
+            "200,204,301-302",
+            "--probe-timeout",
+            "2.5",
+            "-w",
+            "0.5",
+            "-c",
+            "2",
+            "--state-dir",
+            "/tmp/x",
+        ]);
+        assert_eq!(a.port, Some(8080));
+        assert_eq!(a.address, Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        assert!(a.queue_warning.is_percent());
+        assert_eq!(a.queue_critical.to_string(), "120");
+        assert_eq!(
+            (a.backlog, a.drops_warning, a.drops_critical),
+            (Some(511), 5, 50)
+        );
+        assert_eq!(a.method, Method::Head);
+        assert_eq!(a.expect_status.to_string(), "200,204,301-302");
+        assert!(a.expect_status.contains(204) && !a.expect_status.contains(203));
+        assert_eq!(a.probe_timeout, Duration::from_millis(2500));
+        assert!(validate(&a).is_ok());
+        let d = args(&["--port", "80"]);
+        assert_eq!(d.expect_status.to_string(), "200-399");
+        assert_eq!(d.probe_timeout, Duration::from_secs(5));
+        assert_eq!((d.drops_warning, d.drops_critical), (1, 100));
+        assert!(Args::try_parse_from(["x", "--address", "::1"]).is_err()); // needs --port
+        assert!(
+            Args::try_parse_from(["x", "--port", "1", "--url", "http://a/", "--probe"]).is_err()
+        );
+        assert!(Args::try_parse_from(["x", "--port", "1", "--expect-status", "99"]).is_err());
+        assert!(Args::try_parse_from(["x", "--port", "1", "--expect-status", "300-200"]).is_err());
+        assert!(Args::try_parse_from(["x", "--port", "1", "--method", "POST"]).is_err());
+    }
+
+    #[test]
+    fn invalid_combinations() {
+        let msg = |a: &[&str]| validate(&args(a)).unwrap_err().to_string();
+        assert!(msg(&[]).contains("give --port"));
+        assert!(msg(&["--port", "1", "--probe", "--probe-timeout", "10"]).contains("below -t 10s"));
+        // Only a probe needs the probe timeout to fit: a queue-only check may run with -t 1.
+        assert!(validate(&args(&["--port", "1", "-t", "1"])).is_ok());
+        assert!(msg(&["--port", "1", "-t", "1", "--url", "http://x/"]).contains("below -t 1s"));
+        assert!(
+            msg(&["--port", "1", "-t", "3", "--probe", "--probe-timeout", "3"])
+                .contains("below -t 3s")
+        );
+        assert!(msg(&["--port", "1", "-w", "50%"]).contains("response time in seconds"));
+        assert!(msg(&["--port", "1", "--url", "ftp://x/"]).contains("http://"));
+        assert!(validate(&args(&["--port", "1", "-t", "6", "--probe-timeout", "5"])).is_ok());
+    }
+}

@@ -1,0 +1,859 @@
+//! Evaluation: a pure function of what one run saw (an [`Observation`]), the options and
+//! the state the last run left, giving findings and perfdata in a [`Report`]; the next
+//! state is another pure function of the same. Nothing here reads the system, so every
+//! rule is tested on made-up observations.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use procguard_common::perfdata::format_number;
+use procguard_common::{PerfData, Range, Report, Status, Thresholds, Uom};
+use serde::{Deserialize, Serialize};
+
+use crate::acquire::{Observation, Source};
+use crate::args::Args;
+use crate::listener::{state_keys, stems, Listener};
+use crate::owner::Owner;
+use crate::probe::{Method, Outcome, Probe};
+
+/// What is kept between runs to turn counters into deltas.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Saved {
+    #[serde(default)]
+    boot_id: String,
+    #[serde(default)]
+    host: Option<HostCounters>,
+    /// Per listener state key: its socket inode and drop count.
+    #[serde(default)]
+    listeners: BTreeMap<String, (u64, u64)>,
+}
+
+/// The TcpExt counters of the host (or network namespace).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostCounters {
+    /// TcpExt ListenOverflows.
+    pub listen_overflows: u64,
+    /// TcpExt ListenDrops.
+    pub listen_drops: u64,
+}
+
+/// The state the last run left, as far as it could be read.
+#[derive(Debug, Clone, Default)]
+pub struct Prior {
+    /// The saved counters; `None` when the state store could not be used.
+    pub saved: Option<Saved>,
+    /// A note about the state (a corrupt file moved aside).
+    pub note: Option<String>,
+    /// Why the state store could not be used.
+    pub error: Option<String>,
+}
+
+/// New drops since the last run; `None` = first run (a baseline) or a counter reset.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Deltas {
+    listeners: BTreeMap<String, Option<u64>>,
+    host: Option<HostCounters>,
+}
+
+/// The drops counted since `saved` was stored.
+fn deltas(saved: &Saved, obs: &Observation) -> Deltas {
+    let same_boot = !saved.boot_id.is_empty() && saved.boot_id == obs.boot_id;
+    let mut out = Deltas::default();
+    for (l, key) in obs.listeners.iter().zip(state_keys(&obs.listeners)) {
+        let Some(drops) = l.drops else { continue };
+        let delta = match saved.listeners.get(&key) {
+            Some(&(inode, before)) if same_boot && inode == l.inode && drops >= before => {
+                Some(drops - before)
+            }
+            // A new socket on the same endpoint (the service restarted): every drop it has
+            // counted happened since the last run.
+            Some(&(inode, _)) if same_boot && inode != l.inode => Some(drops),
+            _ => None,
+        };
+        out.listeners.insert(key, delta);
+    }
+    out.host = match (saved.host, obs.host) {
+        (Some(b), Some(n))
+            if same_boot
+                && n.listen_overflows >= b.listen_overflows
+                && n.listen_drops >= b.listen_drops =>
+        {
+            Some(HostCounters {
+                listen_overflows: n.listen_overflows - b.listen_overflows,
+                listen_drops: n.listen_drops - b.listen_drops,
+            })
+        }
+        _ => None,
+    };
+    out
+}
+
+/// The state to keep for the next run: the counters now (those read after a probe whose
+/// SYN was dropped, where there are: the probe's own drops are not news). Only the
+/// listeners seen now are kept, so the state stays small; one whose counter could not be
+/// read this time keeps its old baseline.
+pub fn next_state(saved: &Saved, obs: &Observation) -> Saved {
+    let (after, host_after) = match &obs.after_probe {
+        Some((l, h)) => (Some(l), *h),
+        None => (None, None),
+    };
+    let listeners = obs
+        .listeners
+        .iter()
+        .zip(state_keys(&obs.listeners))
+        .filter_map(|(l, key)| {
+            let drops = after.and_then(|a| a.get(&l.inode).copied()).or(l.drops);
+            let value = drops
+                .map(|d| (l.inode, d))
+                .or_else(|| saved.listeners.get(&key).copied())?;
+            Some((key, value))
+        })
+        .collect();
+    Saved {
+        boot_id: obs.boot_id.clone(),
+        host: host_after.or(obs.host),
+        listeners,
+    }
+}
+
+/// A run's verdict, and whether it would say more with the owners of the listeners.
+#[derive(Debug)]
+pub struct Evaluation {
+    /// Findings, perfdata and long output.
+    pub report: Report,
+    /// Something is wrong (or -v) and the owners have not been looked up yet.
+    pub wants_owners: bool,
+}
+
+/// The verdict on `obs`.
+pub fn evaluate(obs: &Observation, args: &Args, prior: &Prior) -> Evaluation {
+    let mut report = obs.notes.clone();
+    if obs.selected.as_ref().is_some_and(Vec::is_empty) {
+        // "not running" is already in the notes.
+        return Evaluation {
+            report,
+            wants_owners: false,
+        };
+    }
+    if let Some(e) = &prior.error {
+        report.unknown(format!("drops not compared with the last run: {e}"));
+    }
+    let deltas = prior
+        .saved
+        .as_ref()
+        .map(|s| deltas(s, obs))
+        .unwrap_or_default();
+    let label = args
+        .common
+        .label
+        .clone()
+        .or_else(|| args.select.stable_label());
+    let no_owners = BTreeMap::new();
+    let owners = obs.owners.as_ref().unwrap_or(&no_owners);
+    let diagnosis = diagnose(&obs.listeners, owners);
+    let mut worst = Status::Ok;
+    if let Some((url, p)) = &obs.probe {
+        let d = diagnosis.as_ref().map(Diagnosis::full);
+        worst = probe_finding(&mut report, args, url, p, d.as_deref(), label.as_deref());
+    }
+    if let Some(m) = missing(obs, args) {
+        report.add(Status::Critical, m);
+    }
+    let mut attach = Attach {
+        diagnosis: diagnosis.as_ref(),
+        done: worst != Status::Ok,
+    };
+    let listeners = judge_listeners(
+        &mut report,
+        obs,
+        args,
+        &deltas,
+        label.as_deref(),
+        &mut attach,
+    );
+    let host = judge_host(&mut report, obs, args, &deltas, &mut attach);
+    let worst = worst.worse(listeners).worse(host);
+    let wants_owners = obs.owners.is_none()
+        && !obs.listeners.is_empty()
+        && (worst != Status::Ok || args.common.verbose > 0);
+    details(&mut report, obs, args, prior);
+    report.ok_summary(ok_summary(
+        &obs.listeners,
+        obs.probe.as_ref().map(|(_, p)| p),
+    ));
+    Evaluation {
+        report,
+        wants_owners,
+    }
+}
+
+/// "Nothing listens on ..." / "... holds no TCP listener", when so.
+fn missing(obs: &Observation, args: &Args) -> Option<String> {
+    if !obs.listeners.is_empty() {
+        return None;
+    }
+    match &obs.selected {
+        // Reading a selected process failed: that is already said, and says more.
+        Some(_) if !obs.notes.findings().is_empty() => None,
+        Some(who) => Some(format!(
+            "{} holds no TCP listener{}",
+            who.join(", "),
+            args.port
+                .map(|p| format!(" on port {p}"))
+                .unwrap_or_default()
+        )),
+        None => {
+            let port = args.port.unwrap_or(0);
+            Some(match args.address {
+                Some(a) if a.is_ipv6() => format!("nothing listens on [{a}]:{port}"),
+                Some(a) => format!("nothing listens on {a}:{port}"),
+                None => format!("nothing listens on port {port}"),
+            })
+        }
+    }
+}
+
+/// Hands the diagnosis to the first finding that is not OK (unless the probe's took it).
+struct Attach<'a> {
+    diagnosis: Option<&'a Diagnosis>,
+    done: bool,
+}
+
+impl Attach<'_> {
+    /// What to append to a finding of `status` about the listener `inode` (if any): the
+    /// owner only when the finding already quotes that listener's queue.
+    fn take(&mut self, status: Status, inode: Option<u64>) -> Option<String> {
+        if status == Status::Ok || self.done {
+            return None;
+        }
+        self.done = true;
+        let d = self.diagnosis?;
+        if inode == Some(d.inode) {
+            d.owner.clone()
+        } else {
+            Some(d.full())
+        }
+    }
+}
+
+/// Queue, drops and established connections of each listener.
+fn judge_listeners(
+    report: &mut Report,
+    obs: &Observation,
+    args: &Args,
+    deltas: &Deltas,
+    label: Option<&str>,
+    attach: &mut Attach<'_>,
+) -> Status {
+    let mut worst = Status::Ok;
+    let stems = stems(&obs.listeners, label);
+    let keys = state_keys(&obs.listeners);
+    for ((l, stem), key) in obs.listeners.iter().zip(&stems).zip(&keys) {
+        let backlog = l.backlog.map(f64::from);
+        let q = Thresholds {
+            warning: args.queue_warning.resolve(backlog),
+            critical: args.queue_critical.resolve(backlog),
+        };
+        let queue = f64::from(l.queue);
+        let status = q.evaluate(queue);
+        let mut text = format!("{} {}", l.endpoint(), l.queue_words());
+        if status != Status::Ok && !l.is_full() {
+            if let Some(r) = q.violated(queue) {
+                text = format!("{text} ({} {})", word(status), r.violation());
+            }
+        }
+        if let Some(why) = attach.take(status, Some(l.inode)) {
+            text = format!("{text}; {why}");
+        }
+        report.add(status, text);
+        worst = worst.worse(status);
+        report.perf(
+            PerfData::new(&format!("{stem}_queue"), queue)
+                .thresholds(&q)
+                .min(0.0)
+                .max(backlog.map(|b| b + 1.0)),
+        );
+        report.perf(match l.backlog {
+            Some(b) => PerfData::new(&format!("{stem}_backlog"), f64::from(b)),
+            None => PerfData::unknown(&format!("{stem}_backlog")),
+        });
+        worst = worst.worse(judge_drops(
+            report,
+            args,
+            l,
+            stem,
+            deltas.listeners.get(key),
+            attach,
+        ));
+        established_perf(report, obs, l, stem);
+    }
+    worst
+}
+
+/// The drop thresholds: at least N new drops.
+fn drop_thresholds(args: &Args) -> Thresholds {
+    Thresholds {
+        warning: Some(Range::above(args.drops_warning.saturating_sub(1) as f64)),
+        critical: Some(Range::above(args.drops_critical.saturating_sub(1) as f64)),
+    }
+}
+
+/// The listener's drop counter, and its new drops since the last run against the drop
+/// thresholds (perfdata `STEM_new_drops`, with the thresholds).
+fn judge_drops(
+    report: &mut Report,
+    args: &Args,
+    l: &Listener,
+    stem: &str,
+    delta: Option<&Option<u64>>,
+    attach: &mut Attach<'_>,
+) -> Status {
+    let t = drop_thresholds(args);
+    let new_label = format!("{stem}_new_drops");
+    let Some(d) = l.drops else {
+        report.perf(PerfData::unknown(&format!("{stem}_drops")));
+        return Status::Ok;
+    };
+    report.perf(PerfData::new(&format!("{stem}_drops"), d as f64).uom(Uom::Counter));
+    let Some(new) = delta.copied().flatten() else {
+        report.perf(PerfData::unknown(&new_label).thresholds(&t));
+        report.verbose_detail(format!(
+            "{} drops: {d} in all; first run, baseline saved",
+            l.endpoint()
+        ));
+        return Status::Ok;
+    };
+    let text = format!(
+        "{} dropped {new} connection(s) since the last run ({d} in all)",
+        l.endpoint()
+    );
+    let perf = PerfData::new(&new_label, new as f64).min(0.0);
+    judged(report, new as f64, &t, text, attach, perf)
+}
+
+/// Adds the finding of `value` against `t`: `text`, the violated threshold, then the
+/// diagnosis if this finding gets it; and its perfdata item with the same thresholds.
+fn judged(
+    report: &mut Report,
+    value: f64,
+    t: &Thresholds,
+    mut text: String,
+    attach: &mut Attach<'_>,
+    perf: PerfData,
+) -> Status {
+    let status = t.evaluate(value);
+    if let Some(r) = t.violated(value) {
+        text = format!("{text} ({} {})", word(status), r.violation());
+    }
+    if let Some(why) = attach.take(status, None) {
+        text = format!("{text}; {why}");
+    }
+    report.add(status, text);
+    report.perf(perf.thresholds(t));
+    status
+}
+
+/// `STEM_established`: the connections accepted from this listener.
+fn established_perf(report: &mut Report, obs: &Observation, l: &Listener, stem: &str) {
+    let label = format!("{stem}_established");
+    match obs.established.get(&l.port) {
+        Some(Ok(addrs)) => {
+            // Only connections to this listener's address count (a client socket elsewhere
+            // may use the same number as its own port).
+            let n = addrs.iter().filter(|a| l.accepted(**a)).count();
+            report.perf(PerfData::new(&label, n as f64).min(0.0));
+        }
+        Some(Err(e)) => {
+            report.perf(PerfData::unknown(&label));
+            report.verbose_detail(format!("established connections: {e}"));
+        }
+        None => {}
+    }
+}
+
+/// Host-wide listen overflows: graphs and text; judged against the drop thresholds only
+/// where the listeners' own counters are missing (the /proc fallback), since every
+/// listener on the host raises them.
+fn judge_host(
+    report: &mut Report,
+    obs: &Observation,
+    args: &Args,
+    deltas: &Deltas,
+    attach: &mut Attach<'_>,
+) -> Status {
+    let Some(h) = obs.host else {
+        return Status::Ok;
+    };
+    report.perf(PerfData::new("listen_overflows", h.listen_overflows as f64).uom(Uom::Counter));
+    report.perf(PerfData::new("listen_drops", h.listen_drops as f64).uom(Uom::Counter));
+    let Some(d) = deltas.host else {
+        return Status::Ok;
+    };
+    let text = format!(
+        "host TcpExt: {} ListenOverflows, {} ListenDrops since the last run",
+        d.listen_overflows, d.listen_drops
+    );
+    let own_counter = obs.listeners.iter().any(|l| l.drops.is_some());
+    if own_counter || obs.listeners.is_empty() {
+        report.verbose_detail(text);
+        return Status::Ok;
+    }
+    let new = d.listen_drops as f64;
+    let perf = PerfData::new("new_listen_drops", new).min(0.0);
+    judged(report, new, &drop_thresholds(args), text, attach, perf)
+}
+
+/// Long output: who holds each listener, what could not be known, the state's notes.
+fn details(report: &mut Report, obs: &Observation, args: &Args, prior: &Prior) {
+    if let Some(owners) = &obs.owners {
+        for l in &obs.listeners {
+            match owners.get(&l.inode).filter(|o| !o.is_empty()) {
+                Some(os) => {
+                    let who: Vec<String> = os.iter().map(Owner::describe).collect();
+                    report.verbose_detail(format!("{} held by {}", l.endpoint(), who.join(", ")));
+                }
+                None => report.verbose_detail(format!(
+                    "{}: no process found holding it (other users' processes need root or CAP_SYS_PTRACE; other PID namespaces are not visible)",
+                    l.endpoint()
+                )),
+            }
+        }
+    }
+    if obs.source == Source::ProcNetTcp && args.backlog.is_none() && !obs.listeners.is_empty() {
+        report.verbose_detail(
+            "the backlog is unknown without sock_diag: give --backlog N for the percent thresholds",
+        );
+    }
+    if let Some(note) = &prior.note {
+        report.detail(note.clone());
+    }
+    if let Some(note) = &obs.fallback {
+        report.verbose_detail(note.clone());
+    }
+}
+
+/// "critical" / "warning".
+fn word(s: Status) -> &'static str {
+    if s == Status::Critical {
+        "critical"
+    } else {
+        "warning"
+    }
+}
+
+/// The probe's finding and its timings (perfdata `time`, `time_connect`,
+/// `time_firstbyte`, prefixed with the label, if any). Returns its state.
+fn probe_finding(
+    report: &mut Report,
+    args: &Args,
+    url: &str,
+    p: &Probe,
+    diagnosis: Option<&str>,
+    label: Option<&str>,
+) -> Status {
+    let prefix = |name: &str| label.map_or_else(|| name.to_string(), |l| format!("{l}_{name}"));
+    let time_thresholds = Thresholds {
+        warning: args.common.warning.map(|t| t.range()),
+        critical: args.common.critical.map(|t| t.range()),
+    };
+    let line = format!("probe: {} {url}", method_name(args.method));
+    let status = match probe_failure(args, p) {
+        Some(text) => {
+            let text = match diagnosis {
+                Some(d) => format!("{text}; {d}"),
+                None => text,
+            };
+            report.add(Status::Critical, text);
+            // The URL is on its own line: on line 1 it could push the diagnosis past the
+            // ~200 bytes that survive.
+            report.detail(line);
+            report.perf(PerfData::unknown(&prefix("time")).thresholds(&time_thresholds));
+            Status::Critical
+        }
+        None => {
+            let total = p.total.as_secs_f64();
+            let slow = if time_thresholds.evaluate(total) == Status::Ok {
+                ""
+            } else {
+                "slow response: "
+            };
+            let s = match p.outcome {
+                Outcome::Status(s) => s,
+                _ => 0,
+            };
+            let text = format!("{slow}HTTP {s} in {}s", secs(p.total));
+            report.verbose_detail(line);
+            let perf = PerfData::new(&prefix("time"), micros(p.total))
+                .uom(Uom::Seconds)
+                .min(0.0);
+            report.metric(total, &time_thresholds, text, perf)
+        }
+    };
+    for (name, d) in [
+        ("time_connect", p.connect),
+        ("time_firstbyte", p.first_byte),
+    ] {
+        // An unknown value is a bare `U` (no unit: `Us` is not in the grammar).
+        report.perf(d.map_or_else(
+            || PerfData::unknown(&prefix(name)),
+            |d| {
+                PerfData::new(&prefix(name), micros(d))
+                    .uom(Uom::Seconds)
+                    .min(0.0)
+            },
+        ));
+    }
+    status
+}
+
+/// Seconds, rounded to the microsecond.
+fn micros(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e6
+}
+
+/// The probe's failure in words, or `None` for an expected status.
+fn probe_failure(args: &Args, p: &Probe) -> Option<String> {
+    let timeout = secs(args.probe_timeout);
+    let connect = p.connect.map(secs).unwrap_or_default();
+    Some(match &p.outcome {
+        Outcome::Status(s) if args.expect_status.contains(*s) => return None,
+        Outcome::Status(s) => format!("HTTP {s} (expected {})", args.expect_status),
+        Outcome::Refused => "connection refused".to_string(),
+        Outcome::ConnectTimeout => format!("connect timeout after {timeout}s"),
+        Outcome::NoResponse => format!("connected but no response in {timeout}s"),
+        Outcome::Reset => format!("connection reset before a response (connected in {connect}s)"),
+        Outcome::Closed => {
+            format!("connection closed before a response (connected in {connect}s)")
+        }
+        Outcome::Incomplete => format!("response incomplete after {timeout}s"),
+        Outcome::Failed(why) => format!("probe failed: {why}"),
+    })
+}
+
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+    }
+}
+
+/// Seconds for the text: milliseconds, or a tenth of one below 10 ms (loopback is fast).
+fn secs(d: Duration) -> String {
+    let scale = if d < Duration::from_millis(10) {
+        10_000.0
+    } else {
+        1000.0
+    };
+    format_number((d.as_secs_f64() * scale).round() / scale)
+}
+
+/// The explanation of a failure: one listener's queue and the process holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Diagnosis {
+    inode: u64,
+    queue: String,
+    owner: Option<String>,
+}
+
+impl Diagnosis {
+    /// `accept queue 129/128 full; owner node[2100] at 1024/1024 open files — ...`
+    fn full(&self) -> String {
+        match &self.owner {
+            Some(o) => format!("{}; {o}", self.queue),
+            None => self.queue.clone(),
+        }
+    }
+}
+
+fn diagnose(listeners: &[Listener], owners: &BTreeMap<u64, Vec<Owner>>) -> Option<Diagnosis> {
+    // The listener that looks worst: full first, then an owner at its limit, then fullest.
+    let at_limit = |l: &Listener| {
+        owners
+            .get(&l.inode)
+            .is_some_and(|o| o.iter().any(Owner::at_fd_limit))
+    };
+    let l = listeners.iter().max_by_key(|l| {
+        (
+            l.is_full(),
+            at_limit(l),
+            l.backlog
+                .map_or(0, |b| u64::from(l.queue) * 1000 / u64::from(b.max(1))),
+        )
+    })?;
+    let owner = owners.get(&l.inode).and_then(|os| {
+        os.iter()
+            .find(|o| o.at_fd_limit())
+            .or_else(|| os.first())
+            .cloned()
+    });
+    let owner = owner.map(|o| {
+        if o.at_fd_limit() {
+            format!(
+                "owner {} \u{2014} accept() is likely failing with EMFILE",
+                o.describe()
+            )
+        } else {
+            format!("owner {}", o.describe())
+        }
+    });
+    Some(Diagnosis {
+        inode: l.inode,
+        queue: l.queue_words(),
+        owner,
+    })
+}
+
+fn ok_summary(listeners: &[Listener], probe: Option<&Probe>) -> String {
+    let mut parts: Vec<String> = listeners
+        .iter()
+        .take(3)
+        .map(|l| format!("{} {}", l.endpoint(), l.queue_words()))
+        .collect();
+    if listeners.len() > 3 {
+        parts.push(format!("+{} more listeners", listeners.len() - 3));
+    }
+    if let Some(p) = probe {
+        if let Outcome::Status(s) = p.outcome {
+            parts.push(format!("HTTP {s} in {}s", secs(p.total)));
+        }
+    }
+    parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use procguard_common::proc::limits::Rlimit;
+
+    fn args(extra: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("check_http_backlog").chain(extra.iter().copied()))
+            .unwrap()
+    }
+
+    fn listener(addr: &str, port: u16, queue: u32, backlog: u32) -> Listener {
+        Listener {
+            addr: addr.parse().unwrap(),
+            port,
+            queue,
+            backlog: Some(backlog),
+            drops: Some(0),
+            uid: 1000,
+            inode: 1,
+        }
+    }
+
+    fn observed(listeners: Vec<Listener>) -> Observation {
+        let mut o = Observation::new(Source::SockDiag, None);
+        o.listeners = listeners;
+        o.boot_id = "boot1".into();
+        o
+    }
+
+    fn owner(pid: i32, fds: u64, soft: u64) -> Owner {
+        Owner {
+            pid,
+            name: "node".into(),
+            fds: Some(fds),
+            nofile: Some(Rlimit {
+                soft: Some(soft),
+                hard: Some(4096),
+            }),
+        }
+    }
+
+    fn line1(e: &Evaluation, verbosity: u8) -> String {
+        let (out, _) = e.report.render("HTTP_BACKLOG", verbosity);
+        out.lines().next().unwrap().to_string()
+    }
+
+    fn probe(outcome: Outcome, connect: Option<u64>) -> Probe {
+        Probe {
+            outcome,
+            connect: connect.map(Duration::from_micros),
+            first_byte: None,
+            total: Duration::from_millis(1000),
+        }
+    }
+
+    #[test]
+    fn deltas_across_runs() {
+        let host = |o, d| {
+            Some(HostCounters {
+                listen_overflows: o,
+                listen_drops: d,
+            })
+        };
+        let mut l = listener("127.0.0.1", 8080, 0, 4);
+        l.drops = Some(10);
+        let mut o = observed(vec![l.clone()]);
+        o.host = host(100, 120);
+        let saved = Saved::default();
+        let first = deltas(&saved, &o);
+        assert_eq!(first.listeners["127.0.0.1:8080"], None);
+        assert_eq!(first.host, None);
+        let saved = next_state(&saved, &o);
+        o.listeners[0].drops = Some(16);
+        o.host = host(108, 130);
+        let second = deltas(&saved, &o);
+        assert_eq!(second.listeners["127.0.0.1:8080"], Some(6));
+        assert_eq!(second.host, host(8, 10));
+        let saved = next_state(&saved, &o);
+        // The service restarted: a new socket; its drops are all new.
+        o.listeners[0].inode = 2;
+        o.listeners[0].drops = Some(3);
+        assert_eq!(deltas(&saved, &o).listeners["127.0.0.1:8080"], Some(3));
+        let saved = next_state(&saved, &o);
+        // A reboot: a new baseline.
+        o.boot_id = "boot2".into();
+        o.host = host(1, 1);
+        let fourth = deltas(&saved, &o);
+        assert_eq!(
+            (fourth.listeners["127.0.0.1:8080"], fourth.host),
+            (None, None)
+        );
+        let saved = next_state(&saved, &o);
+        assert_eq!(saved.listeners.len(), 1);
+        // A run without the counter (the /proc fallback) keeps the baseline.
+        o.listeners[0].drops = None;
+        o.host = None;
+        let saved = next_state(&saved, &o);
+        assert_eq!(saved.listeners["127.0.0.1:8080"], (2, 3));
+    }
+
+    #[test]
+    fn the_probes_own_dropped_syns_are_not_new_drops_next_run() {
+        let mut l = listener("127.0.0.1", 8080, 5, 4);
+        l.drops = Some(10);
+        let mut o = observed(vec![l]);
+        o.probe = Some((
+            "http://127.0.0.1:8080/".into(),
+            probe(Outcome::ConnectTimeout, None),
+        ));
+        // Its SYN and one retransmission were dropped while it waited.
+        o.after_probe = Some((BTreeMap::from([(1, 12)]), None));
+        let saved = next_state(&Saved::default(), &o);
+        assert_eq!(saved.listeners["127.0.0.1:8080"], (1, 12));
+        // Next run, nobody else was dropped: no new drops.
+        let mut next = observed(vec![listener("127.0.0.1", 8080, 0, 4)]);
+        next.listeners[0].drops = Some(12);
+        let prior = Prior {
+            saved: Some(saved),
+            ..Prior::default()
+        };
+        let e = evaluate(&next, &args(&["--port", "8080"]), &prior);
+        assert_eq!(e.report.status(), Status::Ok);
+        assert_eq!(
+            line1(&e, 0),
+            "HTTP_BACKLOG OK - 127.0.0.1:8080 accept queue 0/4 | '8080_queue'=0;3;4;0;5 '8080_backlog'=4 '8080_drops'=12c '8080_new_drops'=0;0;99;0"
+        );
+    }
+
+    #[test]
+    fn new_drops_are_judged_and_their_thresholds_are_in_perfdata() {
+        let mut l = listener("127.0.0.1", 8080, 0, 4);
+        l.drops = Some(10);
+        let o = observed(vec![l.clone()]);
+        let prior = Prior {
+            saved: Some(next_state(&Saved::default(), &o)),
+            ..Prior::default()
+        };
+        let mut now = o.clone();
+        now.listeners[0].drops = Some(15);
+        let e = evaluate(
+            &now,
+            &args(&["--port", "8080", "--drops-critical", "5"]),
+            &prior,
+        );
+        assert!(e.wants_owners);
+        assert_eq!(
+            line1(&e, 0),
+            "HTTP_BACKLOG CRITICAL - 127.0.0.1:8080 dropped 5 connection(s) since the last run (15 in all) (critical > 4); accept queue 0/4 | '8080_queue'=0;3;4;0;5 '8080_backlog'=4 '8080_drops'=15c '8080_new_drops'=5;0;4;0"
+        );
+        // With the owner known: the diagnosis follows the finding.
+        now.owners = Some(BTreeMap::from([(1, vec![owner(2100, 40, 1024)])]));
+        let e = evaluate(
+            &now,
+            &args(&["--port", "8080", "--drops-critical", "5"]),
+            &prior,
+        );
+        assert!(!e.wants_owners);
+        assert!(line1(&e, 0).contains(
+            "(15 in all) (critical > 4); accept queue 0/4; owner node[2100] 40/1024 open files |"
+        ));
+    }
+
+    #[test]
+    fn full_queue_with_the_owner_at_its_limit() {
+        let o = observed(vec![listener("127.0.0.1", 8080, 5, 4)]);
+        let a = args(&["--port", "8080"]);
+        let e = evaluate(&o, &a, &Prior::default());
+        assert!(e.wants_owners);
+        let mut o = o;
+        o.owners = Some(BTreeMap::from([(1, vec![owner(2100, 1024, 1024)])]));
+        let e = evaluate(&o, &a, &Prior::default());
+        assert_eq!(e.report.status(), Status::Critical);
+        assert!(
+            line1(&e, 0).starts_with("HTTP_BACKLOG CRITICAL - 127.0.0.1:8080 accept queue 5/4 full; owner node[2100] at 1024/1024 open files \u{2014} accept() is likely failing with EMFILE | "),
+            "{}",
+            line1(&e, 0)
+        );
+    }
+
+    #[test]
+    fn probe_failure_leads_with_the_queue_and_owner() {
+        let mut o = observed(vec![listener("127.0.0.1", 8080, 4, 4)]);
+        o.probe = Some((
+            "http://127.0.0.1:8080/".into(),
+            probe(Outcome::NoResponse, Some(265)),
+        ));
+        o.owners = Some(BTreeMap::from([(1, vec![owner(2100, 32, 32)])]));
+        let a = args(&[
+            "--port",
+            "8080",
+            "--probe",
+            "--probe-timeout",
+            "1",
+            "-t",
+            "8",
+        ]);
+        let e = evaluate(&o, &a, &Prior::default());
+        let (out, status) = e.report.render("HTTP_BACKLOG", 0);
+        assert_eq!(status, Status::Critical);
+        assert_eq!(
+            out,
+            "HTTP_BACKLOG CRITICAL - connected but no response in 1s; accept queue 4/4; owner node[2100] at 32/32 open files \u{2014} accept() is likely failing with EMFILE (+1 more) | 'time'=U 'time_connect'=0.000265s;;;0 'time_firstbyte'=U '8080_queue'=4;3;4;0;5 '8080_backlog'=4 '8080_drops'=0c '8080_new_drops'=U;0;99\n[CRITICAL] connected but no response in 1s; accept queue 4/4; owner node[2100] at 32/32 open files \u{2014} accept() is likely failing with EMFILE\n[WARNING] 127.0.0.1:8080 accept queue 4/4 (warning > 3)\nprobe: GET http://127.0.0.1:8080/"
+        );
+    }
+
+    #[test]
+    fn nothing_listens_and_unusable_state() {
+        let o = observed(vec![]);
+        let prior = Prior {
+            error: Some("cannot use state directory /x: Permission denied".into()),
+            ..Prior::default()
+        };
+        let e = evaluate(&o, &args(&["--port", "8080", "--address", "::1"]), &prior);
+        assert!(!e.wants_owners);
+        let (out, status) = e.report.render("HTTP_BACKLOG", 0);
+        assert_eq!(status, Status::Critical);
+        assert!(out.starts_with("HTTP_BACKLOG CRITICAL - nothing listens on [::1]:8080 (+1 more)"));
+        assert!(out.contains("[UNKNOWN] drops not compared with the last run: cannot use"));
+    }
+
+    #[test]
+    fn diagnosis_names_the_owner_at_its_limit() {
+        let l = listener("127.0.0.1", 8080, 129, 128);
+        let owners = BTreeMap::from([(1, vec![owner(2100, 1024, 1024)])]);
+        assert_eq!(
+            diagnose(&[l], &owners).unwrap().full(),
+            "accept queue 129/128 full; owner node[2100] at 1024/1024 open files \u{2014} accept() is likely failing with EMFILE"
+        );
+        let quiet = listener("127.0.0.1", 8080, 0, 128);
+        assert_eq!(
+            diagnose(&[quiet], &BTreeMap::new()).unwrap().full(),
+            "accept queue 0/128"
+        );
+        assert_eq!(diagnose(&[], &owners), None);
+    }
+}
