@@ -133,6 +133,12 @@ impl Selector {
         label: Option<&str>,
         report: &mut Report,
     ) -> Result<Vec<Selected>, CheckError> {
+        // Without systemd no process is in a unit: say so, never "no process matches".
+        if let Some(unit) = &self.unit {
+            if !crate::systemd::is_running() {
+                return Err(crate::systemd::not_running(&format!("--unit {unit}")));
+            }
+        }
         let candidates = match self.candidates(root)? {
             Ok(pids) => pids,
             Err(not_running) => {
