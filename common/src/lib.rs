@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod cli;
 pub mod error;
 pub mod files;
+pub mod number;
 pub mod perfdata;
 pub mod proc;
 pub mod range;

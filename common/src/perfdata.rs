@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use crate::range::{num, Range, Thresholds};
+use crate::number::Number;
+use crate::range::{Range, Thresholds};
 
 /// Unit of measurement; `c` marks a monotonic counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,17 +38,19 @@ impl Uom {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PerfData {
     label: String,
-    value: Option<f64>,
+    value: Option<Number>,
     uom: Uom,
     warn: Option<Range>,
     crit: Option<Range>,
-    min: Option<f64>,
-    max: Option<f64>,
+    min: Option<Number>,
+    max: Option<Number>,
 }
 
 impl PerfData {
-    /// A new item. A non-finite value is written `U` (could not be determined).
-    pub fn new(label: &str, value: f64) -> PerfData {
+    /// A new item. An integer is kept exact (docs/contract.md §3.3); a non-finite value is
+    /// written `U` (could not be determined).
+    pub fn new(label: &str, value: impl Into<Number>) -> PerfData {
+        let value = value.into();
         PerfData {
             label: sanitize_label(label),
             value: value.is_finite().then_some(value),
@@ -78,14 +81,15 @@ impl PerfData {
     }
 
     /// Sets the minimum.
-    pub fn min(mut self, min: f64) -> PerfData {
+    pub fn min(mut self, min: impl Into<Number>) -> PerfData {
+        let min = min.into();
         self.min = min.is_finite().then_some(min);
         self
     }
 
     /// Sets the maximum, if known.
-    pub fn max(mut self, max: Option<f64>) -> PerfData {
-        self.max = max.filter(|m| m.is_finite());
+    pub fn max<N: Into<Number>>(mut self, max: Option<N>) -> PerfData {
+        self.max = max.map(Into::into).filter(|m| m.is_finite());
         self
     }
 
@@ -115,21 +119,18 @@ pub fn sanitize_label(label: &str) -> String {
     }
 }
 
-/// A number for perfdata or text: integers stay integers, fractions get at most 6 decimals,
-/// never an exponent, never a locale comma.
+/// A number for perfdata, exact (docs/contract.md §3.3): integers stay integers, a fraction
+/// is the shortest decimal that reads back as the same value, never an exponent or a locale
+/// comma. For text shown to people use [`crate::number::human`].
 pub fn format_number(v: f64) -> String {
-    if v.fract() == 0.0 {
-        return num(v);
-    }
-    let text = format!("{v:.6}");
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
+    crate::number::exact(v)
 }
 
 impl fmt::Display for PerfData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let value = self.value.map_or("U".to_string(), format_number);
+        let value = self.value.map_or("U".to_string(), |v| v.to_string());
         let range = |r: &Option<Range>| r.map(|r| r.to_string()).unwrap_or_default();
-        let number = |n: &Option<f64>| n.map(format_number).unwrap_or_default();
+        let number = |n: &Option<Number>| n.map(|n| n.to_string()).unwrap_or_default();
         let fields = [
             range(&self.warn),
             range(&self.crit),
@@ -169,13 +170,13 @@ mod tests {
             PerfData::new("time", 0.0001234)
                 .uom(Uom::Seconds)
                 .to_string(),
-            "'time'=0.000123s"
+            "'time'=0.0001234s"
         );
         assert_eq!(
             PerfData::new("pct", 99.70703125)
                 .uom(Uom::Percent)
                 .to_string(),
-            "'pct'=99.707031%"
+            "'pct'=99.70703125%"
         );
         assert_eq!(
             PerfData::new("drops", 7.0).uom(Uom::Counter).to_string(),
@@ -184,6 +185,34 @@ mod tests {
         assert_eq!(
             PerfData::new("big", 1e20).to_string(),
             "'big'=100000000000000000000"
+        );
+    }
+
+    #[test]
+    fn numbers_keep_full_precision() {
+        assert_eq!(
+            PerfData::new("tiny", 1e-7).uom(Uom::Seconds).to_string(),
+            "'tiny'=0.0000001s"
+        );
+        let file_max = 9_223_372_036_854_775_807_u64;
+        assert_eq!(
+            PerfData::new("file_handles", 2599_u64)
+                .min(0)
+                .max(Some(file_max))
+                .to_string(),
+            "'file_handles'=2599;;;0;9223372036854775807"
+        );
+        assert_eq!(
+            PerfData::new("max", file_max).to_string(),
+            "'max'=9223372036854775807"
+        );
+        let t = Thresholds {
+            warning: Some(Range::above(0.000_000_1)),
+            critical: None,
+        };
+        assert_eq!(
+            PerfData::new("a", 0.5).thresholds(&t).to_string(),
+            "'a'=0.5;0.0000001"
         );
     }
 

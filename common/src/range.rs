@@ -8,6 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::number::exact as num;
 use crate::status::Status;
 
 /// An inclusive Nagios range: alerts when a value is outside `start..=end`, or inside it
@@ -64,16 +65,6 @@ impl Range {
             end: scale(self.end).floor(),
             inside: self.inside,
         }
-    }
-}
-
-/// Prints an integral float without a fraction and never with an exponent.
-pub(crate) fn num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        // Rust's float Display never uses exponent notation.
-        format!("{v}")
     }
 }
 
@@ -186,21 +177,71 @@ pub struct Thresholds {
 impl Thresholds {
     /// Critical first, then warning, else OK (the `get_status` rule).
     pub fn evaluate(&self, value: f64) -> Status {
-        if self.critical.is_some_and(|r| r.alerts(value)) {
-            Status::Critical
-        } else if self.warning.is_some_and(|r| r.alerts(value)) {
-            Status::Warning
-        } else {
-            Status::Ok
-        }
+        self.judge(value).status
     }
 
-    /// The range that `value` violates (critical first), for the finding's text.
+    /// Evaluates `value` (critical first, then warning, else OK) and keeps the range it
+    /// crossed, so the finding can say why in the words of docs/contract.md §4.4.
+    pub fn judge(&self, value: f64) -> Judgement {
+        let crossed = |status: Status, range: Option<Range>| {
+            range.filter(|r| r.alerts(value)).map(|range| Judgement {
+                status,
+                crossed: Some(range),
+            })
+        };
+        crossed(Status::Critical, self.critical)
+            .or_else(|| crossed(Status::Warning, self.warning))
+            .unwrap_or(Judgement {
+                status: Status::Ok,
+                crossed: None,
+            })
+    }
+
+    /// The range that `value` violates (critical first); [`Thresholds::judge`] also says
+    /// which level it was.
     pub fn violated(&self, value: f64) -> Option<Range> {
-        [self.critical, self.warning]
-            .into_iter()
-            .flatten()
-            .find(|r| r.alerts(value))
+        self.judge(value).crossed
+    }
+
+    /// `warning 819, critical 921` (`-` for a range not set), for verbose output.
+    pub fn describe(&self) -> String {
+        let show = |r: Option<Range>| r.map_or_else(|| "-".to_string(), |r| r.to_string());
+        format!(
+            "warning {}, critical {}",
+            show(self.warning),
+            show(self.critical)
+        )
+    }
+}
+
+/// A value judged against [`Thresholds`]: its state and the range it crossed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judgement {
+    /// OK, WARNING or CRITICAL.
+    pub status: Status,
+    /// The range the value crossed; `None` when OK.
+    pub crossed: Option<Range>,
+}
+
+impl Judgement {
+    /// Why the value alerts, `critical > 921` / `warning < 5`; `None` when OK.
+    pub fn words(&self) -> Option<String> {
+        let range = self.crossed?;
+        let level = if self.status == Status::Critical {
+            "critical"
+        } else {
+            "warning"
+        };
+        Some(format!("{level} {}", range.violation()))
+    }
+
+    /// `text` followed by the words in parentheses when the value alerts:
+    /// `node[2100] 1021/1024 open files (critical > 921)`.
+    pub fn annotate(&self, text: &str) -> String {
+        match self.words() {
+            Some(words) => format!("{text} ({words})"),
+            None => text.to_string(),
+        }
     }
 }
 
@@ -282,6 +323,44 @@ mod tests {
     }
 
     #[test]
+    fn judgements_are_worded_alike_everywhere() {
+        let t = Thresholds {
+            warning: Some(r("819")),
+            critical: Some(r("921")),
+        };
+        let j = t.judge(1021.0);
+        assert_eq!(j.status, Status::Critical);
+        assert_eq!(j.words().as_deref(), Some("critical > 921"));
+        assert_eq!(
+            j.annotate("x[1] 1021/1024"),
+            "x[1] 1021/1024 (critical > 921)"
+        );
+        assert_eq!(t.judge(900.0).words().as_deref(), Some("warning > 819"));
+        assert_eq!(t.judge(5.0).status, Status::Ok);
+        assert_eq!(t.judge(5.0).annotate("fine"), "fine");
+        let low = Thresholds {
+            warning: Some(r("10:")),
+            critical: Some(r("@0:2")),
+        };
+        assert_eq!(low.judge(5.0).words().as_deref(), Some("warning < 10"));
+        assert_eq!(
+            low.judge(1.0).words().as_deref(),
+            Some("critical inside 0:2")
+        );
+        let band = Thresholds {
+            warning: Some(r("10:20")),
+            critical: None,
+        };
+        assert_eq!(
+            band.judge(25.0).words().as_deref(),
+            Some("warning outside 10:20")
+        );
+        assert_eq!(t.describe(), "warning 819, critical 921");
+        assert_eq!(Thresholds::default().describe(), "warning -, critical -");
+        assert_eq!(r("0.0000001").violation(), "> 0.0000001");
+    }
+
+    #[test]
     fn critical_is_evaluated_first() {
         let t = Thresholds {
             warning: Some(r("5")),
@@ -290,7 +369,7 @@ mod tests {
         assert_eq!(t.evaluate(3.0), Status::Ok);
         assert_eq!(t.evaluate(7.0), Status::Warning);
         assert_eq!(t.evaluate(11.0), Status::Critical);
-        assert_eq!(t.violated(11.0), Some(r("10")));
+        assert_eq!(t.judge(11.0).crossed, Some(r("10")));
         assert_eq!(Thresholds::default().evaluate(1e9), Status::Ok);
     }
 }

@@ -1,10 +1,18 @@
 //! Findings and perfdata collected by a check, rendered into the plugin output:
-//! line 1 `NAME STATE - summary | perfdata`, then one finding per line.
+//! line 1 `NAME STATE - summary | perfdata`, then one finding per line, then details
+//! (docs/contract.md §2). What each `-v` level adds is docs/contract.md §2.4:
+//!
+//! - 0: non-OK findings (when more than one) and [`Report::detail`] lines;
+//! - 1: every finding and [`Report::verbose_detail`] lines;
+//! - 2: how each thresholded value was judged (recorded by [`Report::metric`] and
+//!   [`Report::alert`]), and `detail_at(2, ..)` lines;
+//! - 3: every perfdata item on a line of its own, and `detail_at(3, ..)` lines.
 
 use std::fmt::Display;
 
+use crate::number::exact;
 use crate::perfdata::PerfData;
-use crate::range::Thresholds;
+use crate::range::{Judgement, Thresholds};
 use crate::status::Status;
 use crate::text::{sanitize, shorten};
 
@@ -37,8 +45,12 @@ pub struct Report {
     findings: Vec<Finding>,
     perfdata: Vec<PerfData>,
     ok_summary: Option<String>,
-    details: Vec<(bool, String)>,
+    /// Long-output lines with the lowest `-v` level that shows them.
+    details: Vec<(u8, String)>,
 }
+
+/// The highest `-v` level that adds anything (docs/contract.md §2.4).
+pub const MAX_VERBOSITY: u8 = 3;
 
 impl Report {
     /// Adds a result that is not a number against thresholds ("not running", "limit below
@@ -56,8 +68,9 @@ impl Report {
     }
 
     /// Evaluates `value` against `thresholds`, adds the finding (its text followed by the
-    /// violated range, if any) and the perfdata item with the same thresholds stamped in, so
-    /// what is shown can never differ from what is enforced. Returns the state.
+    /// crossed range in the words of docs/contract.md §4.4) and the perfdata item with the
+    /// same thresholds stamped in, so what is shown can never differ from what is enforced.
+    /// Returns the state.
     pub fn metric(
         &mut self,
         value: f64,
@@ -65,22 +78,42 @@ impl Report {
         text: impl Into<String>,
         perf: PerfData,
     ) -> Status {
-        let status = thresholds.evaluate(value);
-        let mut text = text.into();
-        if let Some(range) = thresholds.violated(value) {
-            text = format!(
-                "{text} ({} {})",
-                if status == Status::Critical {
-                    "critical"
-                } else {
-                    "warning"
-                },
-                range.violation()
-            );
-        }
-        self.add(status, text);
+        let judgement = thresholds.judge(value);
+        self.add(judgement.status, judgement.annotate(&text.into()));
+        self.judged(perf.label(), value, thresholds, judgement);
         self.perfdata.push(perf.thresholds(thresholds));
-        status
+        judgement.status
+    }
+
+    /// Evaluates `value` like [`Report::metric`] but adds a finding only when it crosses a
+    /// threshold, and no perfdata: for values listed in bulk (every process of the host),
+    /// where the OK ones are summed up elsewhere. `who` names the value in `-vv` output.
+    pub fn alert(
+        &mut self,
+        who: &str,
+        value: f64,
+        thresholds: &Thresholds,
+        text: impl Into<String>,
+    ) -> Status {
+        let judgement = thresholds.judge(value);
+        if judgement.status != Status::Ok {
+            self.add(judgement.status, judgement.annotate(&text.into()));
+        }
+        self.judged(who, value, thresholds, judgement);
+        judgement.status
+    }
+
+    /// The `-vv` line saying how a value was judged.
+    fn judged(&mut self, who: &str, value: f64, thresholds: &Thresholds, j: Judgement) {
+        self.detail_at(
+            2,
+            format!(
+                "{who} = {} ({}) -> {}",
+                exact(value),
+                thresholds.describe(),
+                j.status
+            ),
+        );
     }
 
     /// Adds a perfdata item that is not evaluated.
@@ -95,12 +128,19 @@ impl Report {
 
     /// A line of long output shown whenever the report is printed (e.g. a remediation).
     pub fn detail(&mut self, text: impl Into<String>) {
-        self.details.push((false, clean(&text.into())));
+        self.detail_at(0, text);
     }
 
     /// A line of long output shown only with `-v`.
     pub fn verbose_detail(&mut self, text: impl Into<String>) {
-        self.details.push((true, clean(&text.into())));
+        self.detail_at(1, text);
+    }
+
+    /// A line of long output shown from `-v` level `level` on (2: how things were judged,
+    /// 3: traces such as the files read; docs/contract.md §2.4).
+    pub fn detail_at(&mut self, level: u8, text: impl Into<String>) {
+        self.details
+            .push((level.min(MAX_VERBOSITY), clean(&text.into())));
     }
 
     /// The findings so far.
@@ -162,10 +202,13 @@ impl Report {
                 lines.push(shorten(&format!("[{}] {}", f.status, f.text), MAX_LINE));
             }
         }
-        for (verbose_only, text) in &self.details {
-            if !verbose_only || verbosity > 0 {
+        for (level, text) in &self.details {
+            if *level <= verbosity {
                 lines.push(shorten(text, MAX_LINE));
             }
+        }
+        if verbosity >= 3 {
+            lines.extend(self.perfdata.iter().map(|p| format!("perfdata {p}")));
         }
         let out = if verbosity > 0 {
             assemble(&head, &perf, perf.len(), &lines)
@@ -295,6 +338,61 @@ mod tests {
                 "[OK] b[2] 12/1024",
                 "fds by kind: 3 sockets"
             ]
+        );
+    }
+
+    #[test]
+    fn each_verbosity_level_adds_to_the_one_below() {
+        let mut r = Report::default();
+        r.metric(
+            1021.0,
+            &fd_thresholds(),
+            "a[1] 1021/1024",
+            PerfData::new("a_fds", 1021_u64).min(0).max(Some(1024_u64)),
+        );
+        r.alert("b[2]", 900.0, &fd_thresholds(), "b[2] 900/1024");
+        r.alert("c[3]", 5.0, &fd_thresholds(), "c[3] 5/1024");
+        r.detail("always");
+        r.verbose_detail("with -v");
+        r.detail_at(3, "trace");
+        let lines = |v: u8| -> Vec<String> {
+            r.render("X", v)
+                .0
+                .lines()
+                .skip(1)
+                .map(str::to_string)
+                .collect()
+        };
+        let base = [
+            "[CRITICAL] a[1] 1021/1024 (critical > 921)",
+            "[WARNING] b[2] 900/1024 (warning > 819)",
+            "always",
+        ];
+        assert_eq!(lines(0), base);
+        assert_eq!(lines(1), [base[0], base[1], base[2], "with -v"]);
+        assert_eq!(
+            lines(2),
+            [
+                base[0],
+                base[1],
+                "a_fds = 1021 (warning 819, critical 921) -> CRITICAL",
+                "b[2] = 900 (warning 819, critical 921) -> WARNING",
+                "c[3] = 5 (warning 819, critical 921) -> OK",
+                base[2],
+                "with -v"
+            ]
+        );
+        let v3 = lines(3);
+        assert_eq!(
+            &v3[v3.len() - 2..],
+            ["trace", "perfdata 'a_fds'=1021;819;921;0;1024"]
+        );
+        // Line 1 and the state never change with the level.
+        let line1 = |v: u8| r.render("X", v).0.lines().next().map(str::to_string);
+        assert!((1..=3).all(|v| line1(v) == line1(0)));
+        assert_eq!(
+            line1(0).unwrap(),
+            "X CRITICAL - a[1] 1021/1024 (critical > 921) (+1 more) | 'a_fds'=1021;819;921;0;1024"
         );
     }
 

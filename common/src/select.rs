@@ -482,7 +482,13 @@ mod tests {
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: c is a valid path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        for (path, words) in [(binary, "not a pid"), (fifo, "is not a regular file")] {
+        for (path, words) in [
+            (
+                binary,
+                "does not hold a pid (expected a positive number on line 1)",
+            ),
+            (fifo, "is not a regular file"),
+        ] {
             let why = pid_from_pidfile(&root, &path).unwrap().unwrap_err();
             assert!(why.contains(words), "{why}");
         }
@@ -495,7 +501,12 @@ mod tests {
         let cases = [
             ("missing.pid", None, "does not exist"),
             ("empty.pid", Some(""), "is empty"),
-            ("junk.pid", Some("hello\n"), "not a pid"),
+            // Never the content: a pidfile may be a link to /etc/shadow.
+            (
+                "junk.pid",
+                Some("root:*:20228:0:99999:7:::\n"),
+                "junk.pid does not hold a pid (expected a positive number on line 1)",
+            ),
             (
                 "dead.pid",
                 Some("999999999\n"),
@@ -519,6 +530,7 @@ mod tests {
                 "{file}: {}",
                 report.findings()[0].text
             );
+            assert!(!report.findings()[0].text.contains("root:"), "echoed");
         }
     }
 }

@@ -19,32 +19,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::CheckError;
+use crate::proc::limits::{self, parse_limit};
 use crate::proc::Rlimit;
 use crate::seam::{self, Seam};
 
 /// How long [`show`] waits for `systemctl` before giving up.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The limits.conf item names and systemd's property stem for each (`nofile` ->
-/// `LimitNOFILE` / `LimitNOFILESoft`).
-pub const LIMIT_PROPERTIES: [(&str, &str); 16] = [
-    ("cpu", "LimitCPU"),
-    ("fsize", "LimitFSIZE"),
-    ("data", "LimitDATA"),
-    ("stack", "LimitSTACK"),
-    ("core", "LimitCORE"),
-    ("rss", "LimitRSS"),
-    ("nproc", "LimitNPROC"),
-    ("nofile", "LimitNOFILE"),
-    ("memlock", "LimitMEMLOCK"),
-    ("as", "LimitAS"),
-    ("locks", "LimitLOCKS"),
-    ("sigpending", "LimitSIGPENDING"),
-    ("msgqueue", "LimitMSGQUEUE"),
-    ("nice", "LimitNICE"),
-    ("rtprio", "LimitRTPRIO"),
-    ("rttime", "LimitRTTIME"),
-];
 
 /// A unit name as systemd spells it: `web` means `web.service`; a name with a suffix
 /// (`web.service`, `run-r1.scope`) is kept.
@@ -56,12 +36,10 @@ pub fn unit_name(unit: &str) -> String {
     }
 }
 
-/// systemd's hard-limit property for a limits.conf item (`nofile` -> `LimitNOFILE`).
+/// systemd's hard-limit property for a limits.conf item (`nofile` -> `LimitNOFILE`), from
+/// the one table of limit items.
 pub fn limit_property(item: &str) -> Option<&'static str> {
-    LIMIT_PROPERTIES
-        .iter()
-        .find(|(i, _)| *i == item)
-        .map(|(_, p)| *p)
+    limits::item(item).map(|i| i.systemd)
 }
 
 /// Parses `systemctl show` output: one `Key=Value` per line, split at the first `=` (values
@@ -81,22 +59,6 @@ pub fn parse_show(text: &str) -> HashMap<String, String> {
     map
 }
 
-/// Parses one limit value as `systemctl show` prints it: a decimal number, or `infinity`
-/// (also the raw RLIM_INFINITY, 2^64-1) for no limit (`None`).
-pub fn parse_limit_value(text: &str) -> Result<Option<u64>, String> {
-    let text = text.trim();
-    if text.eq_ignore_ascii_case("infinity") {
-        return Ok(None);
-    }
-    match text.parse::<u64>() {
-        Ok(u64::MAX) => Ok(None),
-        Ok(v) => Ok(Some(v)),
-        Err(_) => Err(format!(
-            "limit value {text:?} is neither a number nor \"infinity\""
-        )),
-    }
-}
-
 /// A unit's limit for a limits.conf item from parsed `systemctl show` properties: hard from
 /// `Limit<ITEM>`, soft from `Limit<ITEM>Soft` (equal to hard when an older systemd does not
 /// print the soft property). `Ok(None)` when the properties do not mention the item.
@@ -107,9 +69,9 @@ pub fn unit_limit(props: &HashMap<String, String>, item: &str) -> Result<Option<
     let Some(hard_text) = props.get(prop) else {
         return Ok(None);
     };
-    let hard = parse_limit_value(hard_text).map_err(|e| format!("{prop}: {e}"))?;
+    let hard = parse_limit(hard_text).map_err(|e| format!("{prop}: {e}"))?;
     let soft = match props.get(&format!("{prop}Soft")) {
-        Some(text) => parse_limit_value(text).map_err(|e| format!("{prop}Soft: {e}"))?,
+        Some(text) => parse_limit(text).map_err(|e| format!("{prop}Soft: {e}"))?,
         None => hard,
     };
     Ok(Some(Rlimit { soft, hard }))
@@ -301,16 +263,6 @@ mod tests {
         assert_eq!(two["NRestarts"], "1");
         assert_eq!(two.len(), 2);
         assert!(parse_show("").is_empty());
-    }
-
-    #[test]
-    fn limit_values_and_infinity() {
-        assert_eq!(parse_limit_value("1024"), Ok(Some(1024)));
-        assert_eq!(parse_limit_value("infinity"), Ok(None));
-        assert_eq!(parse_limit_value("18446744073709551615"), Ok(None));
-        assert_eq!(parse_limit_value(" 0 "), Ok(Some(0)));
-        assert!(parse_limit_value("1k").is_err());
-        assert!(parse_limit_value("").is_err());
     }
 
     #[test]

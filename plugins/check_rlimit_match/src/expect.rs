@@ -18,16 +18,8 @@ pub struct Spec {
     pub hard: Option<Option<u64>>,
 }
 
-/// A number or `unlimited` / `infinity` (`None`).
-pub fn parse_value(text: &str) -> Result<Option<u64>, String> {
-    let t = text.trim();
-    if t.eq_ignore_ascii_case("unlimited") || t.eq_ignore_ascii_case("infinity") {
-        return Ok(None);
-    }
-    t.parse::<u64>()
-        .map(Some)
-        .map_err(|_| format!("{t:?} is not a limit: use a whole number or \"unlimited\""))
-}
+/// A number or `unlimited` / `infinity` (`None`): the one limit-value parser.
+pub use procguard_common::proc::limits::parse_limit as parse_value;
 
 impl FromStr for Spec {
     type Err = String;

@@ -287,27 +287,9 @@ pub fn generic_remediation(who: &str, item: &str, value: &str, single: &str, pid
     )
 }
 
-/// The bash `ulimit` flag for a limits.conf item.
+/// The bash `ulimit` flag for a limits.conf item, from the one table of limit items.
 pub fn ulimit_flag(item: &str) -> Option<char> {
-    Some(match item {
-        "nofile" => 'n',
-        "nproc" => 'u',
-        "core" => 'c',
-        "data" => 'd',
-        "fsize" => 'f',
-        "memlock" => 'l',
-        "stack" => 's',
-        "as" => 'v',
-        "cpu" => 't',
-        "rss" => 'm',
-        "locks" => 'x',
-        "sigpending" => 'i',
-        "msgqueue" => 'q',
-        "nice" => 'e',
-        "rtprio" => 'r',
-        "rttime" => 'R',
-        _ => return None,
-    })
+    procguard_common::proc::limits::item(item).map(|i| i.ulimit)
 }
 
 #[cfg(test)]

@@ -579,3 +579,72 @@ fn config_file_services() {
         none.stdout
     );
 }
+
+#[test]
+fn like_pidfile_naming_the_selected_process_itself() {
+    // Two instances under a unique executable name: the "master" writes the pidfile.
+    let name = format!("rlself-{}", std::process::id());
+    let spec = HolderSpec {
+        nofile: (1024, 4096),
+        exe_name: Some(name.clone()),
+        ..HolderSpec::default()
+    };
+    let master = Holder::start(&spec);
+    let worker = Holder::start(&HolderSpec {
+        nofile: (2048, 4096),
+        ..spec
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pidfile = dir.path().join("master.pid");
+    std::fs::write(&pidfile, format!("{}\n", master.pid())).expect("write");
+
+    // The selected process is the reference: nothing to compare, a usage mistake.
+    let o = run(&["--pidfile", s(&pidfile), "--like-pidfile", s(&pidfile)]);
+    assert_eq!(o.code, 3, "{}", o.stdout);
+    assert!(
+        o.line1().starts_with(&format!(
+            "RLIMIT UNKNOWN - {name}[{}]: --like-pidfile {} names the selected process itself: nothing to compare it with (give another instance's pid or pidfile)",
+            master.pid(),
+            s(&pidfile)
+        )),
+        "{}",
+        o.stdout
+    );
+    let o = run(&[
+        "--pid",
+        &master.pid().to_string(),
+        "--like-pid",
+        &master.pid().to_string(),
+    ]);
+    assert_eq!(o.code, 3, "{}", o.stdout);
+    assert!(o.line1().contains("--like-pid "), "{}", o.stdout);
+
+    // Among several (workers by name, the master by pidfile): the master is skipped, the
+    // worker compared with it.
+    let o = run(&["--name", &name, "--like-pidfile", s(&pidfile), "-v"]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(
+        o.line1().starts_with(&format!(
+            "RLIMIT WARNING - {name}[{}] nofile soft 2048 > 1024 expected (like {name}[{}] nofile 1024:4096)",
+            worker.pid(),
+            master.pid()
+        )),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains(&format!(
+            "[OK] {name}[{}] is the --like-pidfile {} reference: not compared with itself",
+            master.pid(),
+            s(&pidfile)
+        )),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        !o.stdout
+            .contains(&format!("{name}[{}] nofile soft", master.pid())),
+        "the master is not compared with itself: {}",
+        o.stdout
+    );
+}
