@@ -17,6 +17,7 @@ use crate::owner::{self, Owner};
 use crate::probe::{self, Outcome, Probe};
 use crate::procnet::{self, TcpExt};
 use crate::sock_diag::{self, DiagError, Families};
+use crate::tls::Setup;
 
 /// Where the listeners came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,10 +96,16 @@ pub fn observe(args: &Args, root: &ProcRoot, deadline: Instant) -> Result<Observ
     }
     listeners.sort_by_key(|l| (l.port, l.addr.is_ipv6(), l.addr, l.inode));
     obs.listeners = listeners;
-    obs.probe = crate::probe_target(args, &obs.listeners).map(|url| {
-        let p = probe::run(&url, args.method, args.probe_timeout);
-        (url, p)
-    });
+    if let Some(url) = crate::probe_target(args, &obs.listeners) {
+        let tls = Setup::new(&args.tls).map_err(CheckError::Other)?;
+        let target = probe::Target {
+            url: url.clone(),
+            host: args.tls.host.clone(),
+            unix: None,
+        };
+        let p = probe::run_target(&target, &tls, args.method, args.probe_timeout);
+        obs.probe = Some((url, p));
+    }
     obs.host = host_counters(root, &mut obs.notes);
     if obs
         .probe

@@ -11,6 +11,7 @@ use procguard_common::state::StateArgs;
 use procguard_common::{CheckArgs, CheckError, CommonArgs, Threshold};
 
 use crate::probe::Method;
+use crate::tls::TlsArgs;
 
 /// Alert when a TCP listener's accept queue fills or drops connections, and probe it over
 /// HTTP with each failure in its own words.
@@ -82,6 +83,9 @@ pub struct Args {
     /// How long the probe may take in all (connect, request, response); must be below -t
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_duration)]
     pub probe_timeout: Duration,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl CheckArgs for Args {
@@ -175,6 +179,11 @@ pub fn validate(args: &Args) -> Result<(), CheckError> {
                 "{flag} is a response time in seconds here, not a percentage"
             ));
         }
+    }
+    if !probing && (args.tls.verify_cert || args.tls.host.is_some()) {
+        return invalid(
+            "--verify-cert and --host are options of the probe: add --url or --probe".into(),
+        );
     }
     if args.drops_warning == 0 || args.drops_critical == 0 {
         return invalid("--drops-warning and --drops-critical must be at least 1".into());

@@ -526,6 +526,7 @@ fn probe_failure(args: &Args, p: &Probe) -> Option<String> {
             format!("connection closed before a response (connected in {connect}s)")
         }
         Outcome::Incomplete => format!("response incomplete after {timeout}s"),
+        Outcome::Tls(f) => f.to_string(),
         Outcome::Failed(why) => format!("probe failed: {why}"),
     })
 }

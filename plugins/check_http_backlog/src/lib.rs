@@ -21,6 +21,7 @@ pub mod owner;
 pub mod probe;
 pub mod procnet;
 pub mod sock_diag;
+pub mod tls;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;

@@ -37,14 +37,20 @@ use crate::render::Run;
 /// Alert when a process's resource limits differ from the limits it should have.
 ///
 /// Compares the soft and hard values in /proc/PID/limits of each selected process with
-/// one or more expectation sources; every finding names its source:
+/// what one or more expectation sources say; every finding names its source (the flag,
+/// the file and line, the unit property or the other process). An exact source: below is
+/// CRITICAL, above is WARNING. A minimum: below is CRITICAL, above is fine.
 ///
-///   --expect ITEM=SOFT[:HARD]    exact values: below CRITICAL, above WARNING
-///   --at-least ITEM=SOFT[:HARD]  minimum values: below CRITICAL
-///   --limits-conf [PATH]         what pam_limits gives the process's user (a minimum)
-///   --systemd [UNIT]             the unit's Limit*= values via systemctl show (exact)
-///   --config FILE [--service N]  a YAML list of services (README, examples/services.yaml)
-///   --like-pid / --like-pidfile  another process's limits (exact)
+///   --expect ITEM=SOFT[:HARD]    exact, as given (repeatable)
+///   --at-least ITEM=SOFT[:HARD]  minimum, as given (repeatable)
+///   --limits-conf [PATH]         minimum: what pam_limits would set for the process's
+///                                user, with pam_limits' own rules (see --pam-flavor)
+///   --systemd [UNIT]             exact: the unit's Limit*= values, via systemctl show;
+///                                --unit without another source implies it
+///   --like-pid / --like-pidfile  exact: the limits of another process (a process is
+///                                never compared with itself)
+///   --config FILE [--service N]  any of the above per service, from a YAML file
+///                                (README, examples/services.yaml)
 ///
 /// Items are limits.conf names (nofile nproc core memlock stack as fsize data rss cpu
 /// locks sigpending msgqueue nice rtprio rttime); values are in the kernel's units,
@@ -52,7 +58,8 @@ use crate::render::Run;
 ///
 /// When a value is below its expectation, the parent chain is walked to name the ancestor
 /// it was inherited from, with a one-line remediation for that supervisor. An expectation
-/// above fs.nr_open (the kernel's nofile ceiling) is a WARNING. -w/-c are not used.
+/// above fs.nr_open (the kernel's nofile ceiling) is a WARNING. -w/-c are not used: given,
+/// they are UNKNOWN.
 #[derive(Parser, Debug)]
 #[command(
     name = "check_rlimit_match",

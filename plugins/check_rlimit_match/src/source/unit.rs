@@ -87,8 +87,9 @@ pub fn expectations(
 mod tests {
     use super::*;
 
-    /// `systemctl show --property=LimitNOFILE,LimitNOFILESoft,LimitCORE,LimitCORESoft,LoadState`
-    /// of a unit with `LimitNOFILE=1024:524288` and `LimitCORE=infinity` (systemd 252).
+    /// What `systemctl show --property=LimitNOFILE,LimitNOFILESoft,LimitCORE,LimitCORESoft,LoadState`
+    /// prints for a service under systemd 252's default `DefaultLimitNOFILE=1024:524288` and
+    /// `LimitCORE=infinity`. Written in its format by hand: the build machine runs no systemd.
     const SHOW: &str = "LimitNOFILE=524288\nLimitNOFILESoft=1024\nLimitCORE=infinity\nLimitCORESoft=infinity\nLoadState=loaded\n";
 
     fn run(unit: &str, text: &str, items: &[&'static str]) -> Expected {

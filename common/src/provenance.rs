@@ -1,0 +1,1288 @@
+//! Where a process's limit came from: the one provenance used by every plugin.
+//!
+//! Limits pass from parent to child across fork and exec, unchanged unless someone calls
+//! setrlimit. So the parent chain usually says who gave a process its value: walking the PPid
+//! links towards PID 1, the ancestors that hold the same value are where it came from. Soft
+//! and hard are traced separately, because they often come from different places: Node.js
+//! (and Go, and Java) raise their soft `nofile` to the hard limit at start, so such a process
+//! shows `4096:4096` under a parent with `1024:4096` — the hard limit is inherited and binds,
+//! the soft one is the process's own doing.
+//!
+//! The chain lies when the process that started the service has exited: a start program
+//! that backgrounds the service (Monit's `check process ... with pidfile` expects exactly
+//! that), a daemon that forks itself. The service is then a child of PID 1 or a subreaper.
+//! What it still carries says who started it: its initial environment (`/proc/PID/environ`:
+//! Monit sets `MONIT_SERVICE`, supervisord `SUPERVISOR_PROCESS_NAME`, PM2 `pm_id`, systemd
+//! `INVOCATION_ID`, a login `SSH_CONNECTION`/`SUDO_USER`) and its cgroup (a systemd unit, a
+//! container). From those marks the live supervisor is looked up (for Monit: the running
+//! monit whose control file names the service or its pidfile) and its limits compared.
+//! What cannot be read (another user's environ) is said, never guessed.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::proc::limits::show;
+use crate::proc::{ProcRoot, Process, Rlimit};
+
+/// How far up the chain is walked (a guard against a corrupt or looping tree).
+const MAX_DEPTH: usize = 64;
+/// Largest supervisor control file read.
+const CONFIG_MAX: u64 = 1 << 20;
+/// How many control files an `include` may add.
+const MAX_INCLUDES: usize = 64;
+
+/// A process in the parent chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ancestor {
+    /// Its PID.
+    pub pid: i32,
+    /// The name shown for it.
+    pub name: String,
+    /// Its command line, arguments joined by spaces.
+    pub cmdline: String,
+    /// Its value of the traced item.
+    pub limit: Rlimit,
+}
+
+impl Ancestor {
+    fn read(p: &Process, item: &str) -> Result<Option<Ancestor>, String> {
+        let limits = p.limits().map_err(|e| e.to_string())?;
+        Ok(limits.get(item).map(|limit| Ancestor {
+            pid: p.pid(),
+            name: display_name(p),
+            cmdline: p.cmdline().map(|a| a.join(" ")).unwrap_or_default(),
+            limit,
+        }))
+    }
+
+    /// `monit[812]`.
+    pub fn who(&self) -> String {
+        format!("{}[{}]", self.name, self.pid)
+    }
+}
+
+/// The name a process is shown by: `comm` when it names a script run by an interpreter
+/// (`supervisord`, not `python3.11`), else the full executable name.
+fn display_name(p: &Process) -> String {
+    let name = p.name();
+    let comm = p.stat().map(|s| s.comm).unwrap_or_default();
+    // A retitled argv (`nginx: worker process`, `PM2 v5.3.0: God Daemon`) is no name.
+    // Without a readable exe, argv[0] may be retitled (`nginx: worker process`) or a
+    // link (`/sbin/init`): `comm`, which every user can read, names it when they disagree.
+    if p.exe_name().is_none()
+        && !comm.is_empty()
+        && (!name.starts_with(&comm) || name.contains(' '))
+    {
+        return comm;
+    }
+    let interpreter = [
+        "python", "perl", "ruby", "node", "sh", "bash", "dash", "java",
+    ]
+    .iter()
+    .any(|i| name.starts_with(i));
+    if interpreter && !comm.is_empty() && !name.starts_with(&comm) {
+        comm
+    } else {
+        name
+    }
+}
+
+/// A container runtime, recognised by the shim or init at the top of a container's tree or
+/// by the container's cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// Docker or containerd (`containerd-shim-runc-v2`, `docker-init`, `docker-<id>.scope`).
+    Docker,
+    /// Kubernetes through containerd/CRI (`cri-containerd-<id>.scope`, `kubepods`).
+    Kubernetes,
+    /// Podman (`conmon`, `libpod-<id>.scope`).
+    Podman,
+    /// LXC (`lxc-start`, `lxc.payload.NAME`).
+    Lxc,
+    /// systemd-nspawn (`machine-NAME.scope`).
+    Nspawn,
+    /// A container init (`tini`, `dumb-init`, `catatonit`) under an unknown runtime.
+    Unknown,
+}
+
+/// Who starts services, as far as limits are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Monit.
+    Monit,
+    /// systemd, PID 1 or a user manager.
+    Systemd,
+    /// supervisord.
+    Supervisord,
+    /// runit's `runsv`.
+    Runit,
+    /// s6's `s6-supervise`.
+    S6,
+    /// PM2's God daemon.
+    Pm2,
+    /// cron.
+    Cron,
+    /// A login session: sshd, login, su, sudo.
+    Login,
+    /// A shell or script.
+    Shell,
+    /// A container runtime's shim or init.
+    Container(Runtime),
+}
+
+impl Kind {
+    /// Recognises a process by its name, `comm` and command line.
+    pub fn recognise(name: &str, comm: &str, cmdline: &str) -> Option<Kind> {
+        let argv0 = cmdline.split(' ').next().unwrap_or_default();
+        let base = argv0
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches('-');
+        let is = |n: &str| name == n || comm == n || base == n;
+        let starts = |n: &str| name.starts_with(n) || comm.starts_with(n) || base.starts_with(n);
+        Some(if is("monit") {
+            Kind::Monit
+        } else if is("systemd") || starts("systemd") && cmdline.contains("--user") {
+            Kind::Systemd
+        } else if is("supervisord") || cmdline.contains("bin/supervisord") {
+            Kind::Supervisord
+        } else if is("runsv") || is("runsvdir") {
+            Kind::Runit
+        } else if is("s6-supervise") || is("s6-svscan") {
+            Kind::S6
+        } else if cmdline.starts_with("PM2 ") || cmdline.contains("God Daemon") {
+            Kind::Pm2
+        } else if starts("containerd-shim") || is("docker-init") {
+            Kind::Container(Runtime::Docker)
+        } else if is("conmon") {
+            Kind::Container(Runtime::Podman)
+        } else if is("lxc-start") || starts("[lxc monitor]") {
+            Kind::Container(Runtime::Lxc)
+        } else if is("tini") || is("dumb-init") || is("catatonit") {
+            Kind::Container(Runtime::Unknown)
+        } else if is("cron") || is("crond") || is("anacron") {
+            Kind::Cron
+        } else if is("sshd") || is("login") || is("su") || is("sudo") || is("runuser") {
+            Kind::Login
+        } else if [
+            "sh", "bash", "dash", "zsh", "ksh", "mksh", "fish", "ash", "busybox",
+        ]
+        .iter()
+        .any(|s| is(s))
+        {
+            Kind::Shell
+        } else {
+            return None;
+        })
+    }
+
+    /// What it is called in output: `monit`, `supervisord`, `container (docker)`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Monit => "monit",
+            Kind::Systemd => "systemd",
+            Kind::Supervisord => "supervisord",
+            Kind::Runit => "runit",
+            Kind::S6 => "s6",
+            Kind::Pm2 => "pm2",
+            Kind::Cron => "cron",
+            Kind::Login => "login session",
+            Kind::Shell => "shell",
+            Kind::Container(Runtime::Docker) => "docker/containerd",
+            Kind::Container(Runtime::Kubernetes) => "kubernetes",
+            Kind::Container(Runtime::Podman) => "podman",
+            Kind::Container(Runtime::Lxc) => "lxc",
+            Kind::Container(Runtime::Nspawn) => "systemd-nspawn",
+            Kind::Container(Runtime::Unknown) => "container",
+        }
+    }
+}
+
+/// What the process carries about who started it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Marks {
+    /// The supervisor-identifying variables of its initial environment (`NAME=value`).
+    pub environ: Vec<(String, String)>,
+    /// Why the environment could not be read, with what would reveal it.
+    pub environ_error: Option<String>,
+    /// The systemd unit its cgroup names.
+    pub unit: Option<String>,
+    /// The container runtime its cgroup names, and the container's id or name.
+    pub container: Option<(Runtime, String)>,
+}
+
+/// Environment variables that identify a starter.
+const MARK_VARS: [&str; 14] = [
+    "MONIT_SERVICE",
+    "MONIT_EVENT",
+    "SUPERVISOR_ENABLED",
+    "SUPERVISOR_PROCESS_NAME",
+    "SUPERVISOR_GROUP_NAME",
+    "SUPERVISOR_SERVER_URL",
+    "pm_id",
+    "PM2_HOME",
+    "name",
+    "INVOCATION_ID",
+    "SSH_CONNECTION",
+    "SUDO_USER",
+    "SUDO_COMMAND",
+    "HOME",
+];
+
+impl Marks {
+    /// Reads the environment and cgroup of `p`.
+    pub fn read(p: &Process) -> Marks {
+        let mut marks = Marks::default();
+        match p.read("environ") {
+            Ok(text) => marks.environ = parse_environ(&text),
+            Err(e) if e.is_permission_denied() => {
+                // SAFETY: geteuid has no preconditions.
+                let euid = unsafe { libc::geteuid() };
+                marks.environ_error = Some(format!(
+                    "its environment ({}) is not readable by uid {euid}: run the check as root or as the service's user to see who started it",
+                    p.path("environ").display()
+                ));
+            }
+            Err(e) => marks.environ_error = Some(format!("its environment: {e}")),
+        }
+        let paths = p.cgroup_paths().unwrap_or_default();
+        marks.container = paths.iter().find_map(|c| container_in_cgroup(c));
+        marks.unit = paths
+            .iter()
+            .find_map(|c| crate::proc::unit_in_cgroup_path(c));
+        marks
+    }
+
+    /// `(its cgroup is app.service)`.
+    fn cgroup_words(&self) -> String {
+        match (&self.container, &self.unit) {
+            (Some((rt, id)), _) => format!("(its cgroup is {rt:?} container {id})"),
+            (None, Some(u)) => format!("(its cgroup is {u})"),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// The value of an identifying variable.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.environ
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The kind of starter the marks name, the service name it gives, and the marks shown.
+    fn starter(&self) -> Option<(Kind, Option<String>, String)> {
+        let shown = |names: &[&str]| {
+            names
+                .iter()
+                .filter_map(|n| self.var(n).map(|v| format!("{n}={v}")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let own = |v: Option<&str>| v.map(str::to_string);
+        if self.var("MONIT_SERVICE").is_some() {
+            let s = shown(&["MONIT_SERVICE", "MONIT_EVENT"]);
+            return Some((Kind::Monit, own(self.var("MONIT_SERVICE")), s));
+        }
+        if self.var("SUPERVISOR_ENABLED").is_some() {
+            let s = shown(&["SUPERVISOR_ENABLED", "SUPERVISOR_PROCESS_NAME"]);
+            return Some((
+                Kind::Supervisord,
+                own(self.var("SUPERVISOR_PROCESS_NAME")),
+                s,
+            ));
+        }
+        if self.var("pm_id").is_some() || self.var("PM2_HOME").is_some() {
+            let s = shown(&["pm_id", "PM2_HOME"]);
+            let service = own(self.var("name")).or_else(|| own(self.var("pm_id")));
+            return Some((Kind::Pm2, service, s));
+        }
+        if let Some((runtime, id)) = &self.container {
+            return Some((Kind::Container(*runtime), Some(id.clone()), "cgroup".into()));
+        }
+        let service_unit = self
+            .unit
+            .clone()
+            .filter(|u| u.ends_with(".service") && !u.starts_with("user@"));
+        if self.var("INVOCATION_ID").is_some() || service_unit.is_some() {
+            let s = if self.var("INVOCATION_ID").is_some() {
+                "INVOCATION_ID, cgroup".to_string()
+            } else {
+                "cgroup".to_string()
+            };
+            return service_unit.map(|u| (Kind::Systemd, Some(u), s));
+        }
+        if self.var("SSH_CONNECTION").is_some() || self.var("SUDO_USER").is_some() {
+            let s = shown(&["SSH_CONNECTION", "SUDO_USER"]);
+            return Some((Kind::Login, None, s));
+        }
+        None
+    }
+}
+
+/// The identifying variables of a NUL-separated environment block.
+fn parse_environ(text: &str) -> Vec<(String, String)> {
+    text.split('\0')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| MARK_VARS.contains(k))
+        .map(|(k, v)| (k.to_string(), v.chars().take(200).collect()))
+        .collect()
+}
+
+/// The runtime and container id or name a cgroup path names.
+pub fn container_in_cgroup(path: &str) -> Option<(Runtime, String)> {
+    let parts: Vec<&str> = path.split('/').collect();
+    for (i, c) in parts.iter().enumerate() {
+        let scope = |prefix: &str| {
+            c.strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix(".scope"))
+                .map(str::to_string)
+        };
+        let next = || parts.get(i + 1).map(|s| (*s).to_string());
+        let found = if let Some(id) = scope("docker-") {
+            Some((Runtime::Docker, id))
+        } else if let Some(id) = scope("cri-containerd-") {
+            Some((Runtime::Kubernetes, id))
+        } else if let Some(id) = scope("libpod-") {
+            Some((Runtime::Podman, id))
+        } else if let Some(name) = scope("machine-") {
+            Some((Runtime::Nspawn, name))
+        } else if let Some(name) = c.strip_prefix("lxc.payload.") {
+            Some((Runtime::Lxc, name.to_string()))
+        } else if *c == "docker" {
+            next().map(|id| (Runtime::Docker, id))
+        } else if *c == "lxc" {
+            next().map(|n| (Runtime::Lxc, n))
+        } else if c.starts_with("kubepods") {
+            parts.last().map(|last| {
+                let id = ["cri-containerd-", "crio-", "docker-"]
+                    .iter()
+                    .find_map(|p| last.strip_prefix(p))
+                    .unwrap_or(last);
+                (
+                    Runtime::Kubernetes,
+                    id.trim_end_matches(".scope").to_string(),
+                )
+            })
+        } else {
+            None
+        };
+        if found.as_ref().is_some_and(|(_, id)| !id.is_empty()) {
+            return found;
+        }
+    }
+    None
+}
+
+/// Who starts the service: the process (when found) and what it calls the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Starter {
+    /// What kind of starter.
+    pub kind: Kind,
+    /// The live process, when found (a login session or a systemd unit may have none).
+    pub process: Option<Ancestor>,
+    /// The service's name to that starter: Monit service, supervisord program, PM2 app,
+    /// systemd unit, container.
+    pub service: Option<String>,
+    /// The starter's control file, when known (monitrc, supervisord.conf).
+    pub config: Option<PathBuf>,
+    /// The systemd unit the starter itself runs in.
+    pub unit: Option<String>,
+    /// How it was identified, for the story (`MONIT_SERVICE=web in its environment`).
+    pub evidence: String,
+}
+
+impl Starter {
+    /// `monit[812]`, or the kind when no process was found.
+    pub fn who(&self) -> String {
+        self.process
+            .as_ref()
+            .map_or_else(|| self.kind.label().to_string(), Ancestor::who)
+    }
+}
+
+/// How the process's own value relates to the chain's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SoftOrigin {
+    /// Inherited, like the hard limit (or from a different ancestor).
+    Inherited,
+    /// The hard limit is inherited and the process raised its soft limit up to it
+    /// (soft == hard > the parent's soft), as Node.js, Go and Java do at start.
+    RaisedToHard,
+    /// Set by the process itself or its start command.
+    SetHere,
+}
+
+/// Everything known about where one process's value of one item came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// The process.
+    pub pid: i32,
+    /// Its display name and PID, `node[2100]`.
+    pub who: String,
+    /// The process's executable name (for daemons that set their own limits).
+    pub name: String,
+    /// Its `comm` (readable by every user).
+    pub comm: String,
+    /// The name it is shown by (`who` without the PID).
+    pub display: String,
+    /// The item traced (`nofile`).
+    pub item: String,
+    /// The process's value.
+    pub actual: Rlimit,
+    /// The parents, nearest first, up to the first that differs in both soft and hard.
+    pub chain: Vec<Ancestor>,
+    /// The highest consecutive ancestor with the same hard value.
+    pub hard_from: Option<Ancestor>,
+    /// The highest consecutive ancestor with the same soft value.
+    pub soft_from: Option<Ancestor>,
+    /// How the soft value came about.
+    pub soft: SoftOrigin,
+    /// Why the chain does not show the starting parent, when it does not.
+    pub orphaned: Option<String>,
+    /// Who starts the service.
+    pub starter: Option<Starter>,
+    /// What the process carries.
+    pub marks: Marks,
+    /// What stopped the walk early.
+    pub error: Option<String>,
+}
+
+/// Traces `item` of process `pid`. Unreadable parts are recorded, never fatal: the result
+/// always says what is known.
+pub fn trace(root: &ProcRoot, pid: i32, item: &str) -> Provenance {
+    let p = root.process(pid);
+    let me = Ancestor::read(&p, item).ok().flatten();
+    let actual = me.as_ref().map_or(
+        Rlimit {
+            soft: None,
+            hard: None,
+        },
+        |a| a.limit,
+    );
+    let mut t = Provenance {
+        pid,
+        who: me
+            .as_ref()
+            .map_or_else(|| format!("{}[{pid}]", display_name(&p)), Ancestor::who),
+        name: p.name(),
+        comm: p.stat().map(|s| s.comm).unwrap_or_default(),
+        display: display_name(&p),
+        item: item.to_string(),
+        actual,
+        chain: Vec::new(),
+        hard_from: None,
+        soft_from: None,
+        soft: SoftOrigin::SetHere,
+        orphaned: orphaned(root, pid),
+        starter: None,
+        marks: Marks::read(&p),
+        error: None,
+    };
+    walk(root, &mut t);
+    t.soft = soft_origin(&t);
+    t.starter = if t.orphaned.is_some() || marks_outside_chain(&t) {
+        starter_from_marks(root, &t)
+    } else {
+        starter_from_chain(root, &t)
+    };
+    t
+}
+
+/// Walks the parents while either half still matches.
+fn walk(root: &ProcRoot, t: &mut Provenance) {
+    let (mut soft_run, mut hard_run) = (true, true);
+    let mut cur = t.pid;
+    for _ in 0..MAX_DEPTH {
+        let ppid = match root.process(cur).stat() {
+            Ok(s) => s.ppid,
+            Err(e) => {
+                t.error = Some(e.to_string());
+                return;
+            }
+        };
+        if ppid <= 0 {
+            return;
+        }
+        let a = match Ancestor::read(&root.process(ppid), &t.item) {
+            Ok(Some(a)) => a,
+            Ok(None) => return,
+            Err(e) => {
+                t.error = Some(e);
+                return;
+            }
+        };
+        soft_run &= a.limit.soft == t.actual.soft;
+        hard_run &= a.limit.hard == t.actual.hard;
+        t.chain.push(a.clone());
+        if soft_run {
+            t.soft_from = Some(a.clone());
+        }
+        if hard_run {
+            t.hard_from = Some(a);
+        }
+        if !soft_run && !hard_run {
+            return;
+        }
+        cur = ppid;
+    }
+}
+
+fn soft_origin(t: &Provenance) -> SoftOrigin {
+    let parent = t.chain.first().map(|a| a.limit);
+    match parent {
+        Some(p) if p.soft == t.actual.soft => SoftOrigin::Inherited,
+        Some(p)
+            if p.hard == t.actual.hard
+                && t.actual.soft == t.actual.hard
+                && cmp_limit(t.actual.soft, p.soft).is_gt() =>
+        {
+            SoftOrigin::RaisedToHard
+        }
+        _ => SoftOrigin::SetHere,
+    }
+}
+
+/// The process's marks name a supervisor (Monit, supervisord, PM2) that is not among its
+/// ancestors: it was started by one and left it.
+fn marks_outside_chain(t: &Provenance) -> bool {
+    let Some((kind, _, _)) = t.marks.starter() else {
+        return false;
+    };
+    matches!(kind, Kind::Monit | Kind::Supervisord | Kind::Pm2)
+        && !t
+            .chain
+            .iter()
+            .any(|a| Kind::recognise(&a.name, &a.name, &a.cmdline) == Some(kind))
+}
+
+/// The starter from the chain: the nearest supervisor among the ancestors that hold the
+/// binding value (the hard one when inherited, else the soft one), else the highest of them.
+fn starter_from_chain(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
+    let run_end = |from: &Option<Ancestor>| {
+        from.as_ref()
+            .and_then(|f| t.chain.iter().position(|a| a.pid == f.pid))
+    };
+    let end = run_end(&t.hard_from)
+        .or_else(|| run_end(&t.soft_from))
+        .unwrap_or(0);
+    let run = t.chain.get(..=end)?;
+    let kind_of = |a: &Ancestor| Kind::recognise(&a.name, &a.name, &a.cmdline);
+    let chosen = run
+        .iter()
+        .find(|a| kind_of(a).is_some_and(|k| k != Kind::Shell))
+        .or_else(|| run.iter().find(|a| kind_of(a).is_some()))
+        .or(run.last())?;
+    let kind = kind_of(chosen)?;
+    let own = t
+        .marks
+        .starter()
+        .filter(|(k, _, _)| *k == kind)
+        .and_then(|(_, s, _)| s);
+    let service = match kind {
+        Kind::Systemd => t.marks.unit.clone(),
+        Kind::Container(_) => t.marks.container.as_ref().map(|(_, id)| id.clone()),
+        Kind::Runit | Kind::S6 => chosen.cmdline.split(' ').nth(1).map(str::to_string),
+        _ => own,
+    };
+    Some(Starter {
+        kind,
+        process: Some(chosen.clone()),
+        service,
+        config: live::config_of(root, kind, chosen),
+        unit: live::unit_of(root, chosen.pid),
+        evidence: "its parent chain".into(),
+    })
+}
+
+/// The starter from what the process carries, with the live supervisor process looked up.
+fn starter_from_marks(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
+    let (kind, service, evidence) = t.marks.starter()?;
+    let mut s = Starter {
+        kind,
+        process: None,
+        service,
+        config: None,
+        unit: None,
+        evidence: if evidence.starts_with("cgroup") || evidence.starts_with("INVOCATION") {
+            format!("{evidence} {}", t.marks.cgroup_words())
+        } else {
+            format!("its environment has {evidence}")
+        },
+    };
+    match kind {
+        Kind::Monit => live::monit(root, t, &mut s),
+        Kind::Supervisord => live::supervisord(root, t, &mut s),
+        Kind::Pm2 => live::pm2(root, t, &mut s),
+        _ => {}
+    }
+    Some(s)
+}
+
+/// Looking up the live supervisor a daemonized service came from.
+mod live {
+    use super::{read_config, Ancestor, Kind, Provenance, Starter, MAX_INCLUDES};
+    use crate::proc::ProcRoot;
+    use std::path::{Path, PathBuf};
+
+    /// Running processes of `kind`.
+    fn running(root: &ProcRoot, kind: Kind, item: &str) -> Vec<Ancestor> {
+        root.pids()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|pid| {
+                let p = root.process(pid);
+                let comm = p.stat().ok()?.comm;
+                let cmdline = p.cmdline().ok()?.join(" ");
+                (Kind::recognise(&comm, &comm, &cmdline) == Some(kind))
+                    .then(|| Ancestor::read(&p, item).ok().flatten())
+                    .flatten()
+            })
+            .collect()
+    }
+
+    /// The value after `-c`/`--conf`/`-c=` on a command line.
+    fn conf_flag(cmdline: &str, flags: &[&str]) -> Option<PathBuf> {
+        let args: Vec<&str> = cmdline.split(' ').collect();
+        args.iter().enumerate().find_map(|(i, a)| {
+            flags.iter().find_map(|f| {
+                if a == f {
+                    args.get(i + 1).map(PathBuf::from)
+                } else {
+                    a.strip_prefix(&format!("{f}=")).map(PathBuf::from)
+                }
+            })
+        })
+    }
+
+    /// The running monit whose control file names the service or the process's pidfile.
+    pub(super) fn monit(root: &ProcRoot, t: &Provenance, s: &mut Starter) {
+        let candidates = running(root, Kind::Monit, &t.item);
+        let mut unread = Vec::new();
+        for m in &candidates {
+            let files = monit_control_files(root, m);
+            let mut texts = Vec::new();
+            for f in &files {
+                match read_config(f) {
+                    Ok(text) => texts.push((f.clone(), text)),
+                    Err(e) => unread.push(format!("{} ({}: {e})", m.who(), f.display())),
+                }
+                if !texts.is_empty() {
+                    break;
+                }
+            }
+            let Some((file, main)) = texts.pop() else {
+                continue;
+            };
+            let all = with_includes(&file, &main);
+            if let Some(found) = monit_names(&all, s.service.as_deref(), t.pid) {
+                s.evidence.push_str(&format!(
+                    "; {} runs with control file {}, which {found}",
+                    m.who(),
+                    file.display()
+                ));
+                s.process = Some(m.clone());
+                s.config = Some(file);
+                s.unit = unit_of(root, m.pid);
+                return;
+            }
+        }
+        not_found(s, "monit", &candidates, &unread);
+    }
+
+    /// Where monit reads its control file: `-c FILE`, else the first that exists of
+    /// `~/.monitrc`, `/etc/monitrc`, `/etc/monit/monitrc`.
+    fn monit_control_files(root: &ProcRoot, m: &Ancestor) -> Vec<PathBuf> {
+        if let Some(f) = conf_flag(&m.cmdline, &["-c", "--conf"]) {
+            return vec![f];
+        }
+        let home = root
+            .process(m.pid)
+            .read("environ")
+            .ok()
+            .and_then(|e| {
+                e.split('\0')
+                    .find_map(|kv| kv.strip_prefix("HOME=").map(str::to_string))
+            })
+            .unwrap_or_else(|| "/root".into());
+        [
+            format!("{home}/.monitrc"),
+            "/etc/monitrc".into(),
+            "/etc/monit/monitrc".into(),
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+        .collect()
+    }
+
+    /// Whether a Monit control file holds `check process NAME` for the service or a
+    /// pidfile that holds the process's PID; the words for the story.
+    pub(super) fn monit_names(text: &str, service: Option<&str>, pid: i32) -> Option<String> {
+        for line in text.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let (Some(svc), ["check", "process", name, ..]) = (service, words.as_slice()) {
+                if *name == svc || name.trim_matches('"') == svc {
+                    return Some(format!("has 'check process {svc}'"));
+                }
+            }
+            if let Some(i) = words.iter().position(|w| *w == "pidfile") {
+                let Some(file) = words.get(i + 1).map(|f| f.trim_matches('"')) else {
+                    continue;
+                };
+                let named = read_config(Path::new(file))
+                    .ok()
+                    .and_then(|p| p.trim().parse::<i32>().ok());
+                if named == Some(pid) && words.first() == Some(&"check") {
+                    return Some(format!("watches its pidfile {file}"));
+                }
+            }
+        }
+        None
+    }
+
+    /// A control file with the files its `include` lines name appended (one level; a
+    /// glob only in the last path component).
+    pub(super) fn with_includes(file: &Path, text: &str) -> String {
+        let mut all = text.to_string();
+        let base = file.parent().unwrap_or(Path::new("/"));
+        let mut added = 0;
+        for line in text.lines() {
+            let Some(pattern) = line.trim().strip_prefix("include") else {
+                continue;
+            };
+            let pattern = Path::new(pattern.trim().trim_matches('"'));
+            let pattern = base.join(pattern);
+            for f in glob_last(&pattern) {
+                if added >= MAX_INCLUDES {
+                    return all;
+                }
+                if let Ok(t) = read_config(&f) {
+                    all.push('\n');
+                    all.push_str(&t);
+                    added += 1;
+                }
+            }
+        }
+        all
+    }
+
+    /// Files matching a path whose last component may hold `*`.
+    fn glob_last(pattern: &Path) -> Vec<PathBuf> {
+        let (Some(dir), Some(name)) = (pattern.parent(), pattern.file_name()) else {
+            return Vec::new();
+        };
+        let name = name.to_string_lossy();
+        if !name.contains('*') {
+            return vec![pattern.to_path_buf()];
+        }
+        let parts: Vec<&str> = name.split('*').collect();
+        let matches = |n: &str| {
+            let (first, last) = (parts[0], parts[parts.len() - 1]);
+            n.starts_with(first) && n.ends_with(last) && n.len() >= first.len() + last.len()
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| matches(&e.file_name().to_string_lossy()))
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// The running supervisord whose configuration has the program.
+    pub(super) fn supervisord(root: &ProcRoot, t: &Provenance, s: &mut Starter) {
+        let candidates = running(root, Kind::Supervisord, &t.item);
+        let mut unread = Vec::new();
+        let program = s.service.clone().unwrap_or_default();
+        for sv in &candidates {
+            let file = supervisord_conf(sv);
+            let text = match read_config(&file) {
+                Ok(text) => with_includes_supervisor(&file, &text),
+                Err(e) => {
+                    unread.push(format!("{} ({}: {e})", sv.who(), file.display()));
+                    continue;
+                }
+            };
+            let has = text.lines().any(|l| {
+                l.trim()
+                    .strip_prefix("[program:")
+                    .and_then(|r| r.strip_suffix(']'))
+                    .is_some_and(|name| program.starts_with(name.trim()))
+            });
+            if has || candidates.len() == 1 {
+                s.evidence.push_str(&format!(
+                    "; {} runs with {}{}",
+                    sv.who(),
+                    file.display(),
+                    if has {
+                        format!(", which has [program:{program}]")
+                    } else {
+                        String::new()
+                    }
+                ));
+                s.process = Some(sv.clone());
+                s.config = Some(file);
+                s.unit = unit_of(root, sv.pid);
+                return;
+            }
+        }
+        not_found(s, "supervisord", &candidates, &unread);
+    }
+
+    /// supervisord's `[include] files = a/*.conf b.conf`, relative to its file.
+    fn with_includes_supervisor(file: &Path, text: &str) -> String {
+        let mut all = text.to_string();
+        let base = file.parent().unwrap_or(Path::new("/"));
+        let Some(files) = text
+            .lines()
+            .skip_while(|l| l.trim() != "[include]")
+            .find_map(|l| l.trim().strip_prefix("files").map(str::trim))
+            .and_then(|r| r.strip_prefix('='))
+        else {
+            return all;
+        };
+        for pattern in files.split_whitespace().take(MAX_INCLUDES) {
+            for f in glob_last(&base.join(pattern))
+                .into_iter()
+                .take(MAX_INCLUDES)
+            {
+                if let Ok(t) = read_config(&f) {
+                    all.push('\n');
+                    all.push_str(&t);
+                }
+            }
+        }
+        all
+    }
+
+    /// The PM2 God daemon of the process's `PM2_HOME`.
+    pub(super) fn pm2(root: &ProcRoot, t: &Provenance, s: &mut Starter) {
+        let candidates = running(root, Kind::Pm2, &t.item);
+        let home = t.marks.var("PM2_HOME").map(str::to_string);
+        let found = candidates
+            .iter()
+            .find(|d| {
+                home.as_ref()
+                    .is_some_and(|h| d.cmdline.contains(&format!("({h})")))
+            })
+            .or_else(|| (candidates.len() == 1).then(|| &candidates[0]));
+        match found {
+            Some(d) => {
+                s.evidence
+                    .push_str(&format!("; its PM2 daemon is {}", d.who()));
+                s.process = Some(d.clone());
+                s.unit = unit_of(root, d.pid);
+            }
+            None => not_found(s, "PM2 daemon", &candidates, &[]),
+        }
+    }
+
+    /// The control file of a Monit or supervisord process.
+    pub(super) fn config_of(root: &ProcRoot, kind: Kind, a: &Ancestor) -> Option<PathBuf> {
+        match kind {
+            Kind::Monit => monit_control_files(root, a).into_iter().next(),
+            Kind::Supervisord => Some(supervisord_conf(a)),
+            _ => None,
+        }
+    }
+
+    /// supervisord's `-c FILE`, else the Debian default.
+    fn supervisord_conf(a: &Ancestor) -> PathBuf {
+        conf_flag(&a.cmdline, &["-c", "--configuration"])
+            .unwrap_or_else(|| PathBuf::from("/etc/supervisor/supervisord.conf"))
+    }
+
+    pub(super) fn unit_of(root: &ProcRoot, pid: i32) -> Option<String> {
+        root.process(pid)
+            .systemd_unit()
+            .ok()
+            .flatten()
+            .filter(|u| u.ends_with(".service"))
+    }
+
+    /// Says why no live supervisor was named.
+    fn not_found(s: &mut Starter, what: &str, candidates: &[Ancestor], unread: &[String]) {
+        let who: Vec<String> = candidates.iter().map(Ancestor::who).collect();
+        let why = match (candidates.len(), unread.is_empty()) {
+            (0, _) => format!("; no {what} is running now"),
+            (_, false) => format!(
+                "; which running {what} it was is not known: control files not readable: {}",
+                unread.join(", ")
+            ),
+            _ => format!(
+                "; none of the running {what} ({}) names it in its control file",
+                who.join(", ")
+            ),
+        };
+        s.evidence.push_str(&why);
+    }
+}
+
+/// Compares limit values, `None` being unlimited (above every number).
+pub fn cmp_limit(a: Option<u64>, b: Option<u64>) -> std::cmp::Ordering {
+    match (a, b) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (Some(x), Some(y)) => x.cmp(&y),
+    }
+}
+
+/// Reads a configuration file outside /proc: regular files only, at most [`CONFIG_MAX`]
+/// bytes, never blocking on a FIFO.
+fn read_config(path: &Path) -> Result<String, String> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut bytes = Vec::new();
+    file.take(CONFIG_MAX)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Signs that the process that started `pid` has exited: its session or process group
+/// leader no longer exists (Monit's `start program = "/bin/sh -c 'app &'"`: the shell was
+/// the session leader and exited, and the app was reparented), or it detached itself.
+fn orphaned(root: &ProcRoot, pid: i32) -> Option<String> {
+    let stat = root.process(pid).stat().ok()?;
+    let parent = root.process(stat.ppid);
+    let now = if stat.ppid > 0 {
+        format!("{}[{}]", display_name(&parent), stat.ppid)
+    } else {
+        "nobody".to_string()
+    };
+    let gone = |leader: i32| leader > 0 && leader != pid && !root.process(leader).exists();
+    // A parent in the same session (process group) belongs to the tree that started it; only
+    // a parent outside it is the adoptive one.
+    let parent_stat = parent.stat().ok();
+    let outside = |f: fn(&crate::proc::Stat) -> i32, own: i32| {
+        parent_stat.as_ref().is_none_or(|s| f(s) != own)
+    };
+    for (what, leader, field) in [
+        (
+            "session leader",
+            stat.session,
+            (|s: &crate::proc::Stat| s.session) as fn(&crate::proc::Stat) -> i32,
+        ),
+        ("process group leader", stat.pgrp, |s| s.pgrp),
+    ] {
+        if gone(leader) && outside(field, leader) {
+            return Some(format!(
+                "the process that started it has exited ({what} {leader} is gone); it was reparented to {now}"
+            ));
+        }
+    }
+    // A daemon that detached itself (own session, now a child of init) was started by a
+    // process that has exited, unless PID 1 starts services itself (systemd, container inits).
+    if stat.ppid == 1 && stat.session == pid {
+        let pid1 = root.process(1);
+        let comm = pid1.stat().map(|s| s.comm).unwrap_or_default();
+        let init = if comm.is_empty() { pid1.name() } else { comm };
+        let starts_services = [
+            "systemd",
+            "init.scope",
+            "tini",
+            "dumb-init",
+            "docker-init",
+            "s6-svscan",
+            "runit",
+            "catatonit",
+        ]
+        .iter()
+        .any(|n| init.starts_with(n));
+        if !starts_services {
+            return Some(format!(
+                "it detached itself (own session, now a child of {now}): the process that started it has exited"
+            ));
+        }
+    }
+    None
+}
+
+impl Provenance {
+    /// The soft and hard values both match the starter's (or the ancestor they came from).
+    fn starter_limit(&self) -> Option<Rlimit> {
+        self.starter
+            .as_ref()
+            .and_then(|s| s.process.as_ref())
+            .map(|a| a.limit)
+    }
+
+    /// The process raised its own soft limit to its inherited hard one.
+    pub fn raised_soft_itself(&self) -> bool {
+        self.soft == SoftOrigin::RaisedToHard
+            || self.orphaned.is_some()
+                && self.starter_limit().is_some_and(|l| {
+                    l.hard == self.actual.hard
+                        && self.actual.soft == self.actual.hard
+                        && cmp_limit(self.actual.soft, l.soft).is_gt()
+                })
+    }
+
+    /// A daemon that sets its own limit from its configuration, when this is one and its
+    /// value is not inherited.
+    pub fn self_setting(&self) -> Option<&'static crate::remediation::DaemonSetting> {
+        let inherited = self.soft == SoftOrigin::Inherited && self.hard_from.is_some();
+        if inherited || self.raised_soft_itself() {
+            return None;
+        }
+        crate::remediation::daemon_setting(&self.name, &self.item)
+            .or_else(|| crate::remediation::daemon_setting(&self.comm, &self.item))
+    }
+
+    /// A short phrase for a finding about the value: `, inherited from monit[812] (nofile
+    /// 1024:4096)`.
+    pub fn summary(&self) -> String {
+        let item = &self.item;
+        if let Some(s) = &self.starter {
+            if self.orphaned.is_some() || s.evidence != "its parent chain" {
+                let mut what: Vec<String> = Vec::new();
+                what.extend(s.service.as_ref().map(|n| format!("service '{n}'")));
+                what.extend(
+                    s.process
+                        .as_ref()
+                        .map(|a| format!("{item} {}", a.limit.describe())),
+                );
+                let service = if what.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", what.join(", "))
+                };
+                return format!(", started by {}{service}, then reparented", s.who());
+            }
+        }
+        if let Some(d) = self.self_setting() {
+            return format!(", set by {} itself ({})", self.display, d.setting);
+        }
+        let from = self
+            .starter
+            .as_ref()
+            .and_then(|s| s.process.clone())
+            .or_else(|| self.hard_from.clone());
+        match (&from, self.soft) {
+            (Some(a), _) if self.raised_soft_itself() => format!(
+                ", hard limit inherited from {} ({item} {}); {} raised its soft limit to it",
+                a.who(),
+                a.limit.describe(),
+                self.display
+            ),
+            (Some(a), SoftOrigin::Inherited) => {
+                format!(", inherited from {} ({item} {})", a.who(), a.limit.describe())
+            }
+            (Some(a), SoftOrigin::SetHere) => format!(
+                ", hard limit inherited from {} ({item} {}), soft limit set by the process or its start command",
+                a.who(),
+                a.limit.describe()
+            ),
+            _ if self.orphaned.is_some() => ", its starting parent exited".into(),
+            _ => match self.chain.first() {
+                Some(p) => format!(", not inherited ({} has {})", p.who(), p.limit.describe()),
+                None => String::new(),
+            },
+        }
+    }
+
+    /// The whole story for the long output: where each half came from, how the starter was
+    /// identified, and the chain.
+    pub fn story(&self) -> String {
+        let mut out = format!("{} {} {}: ", self.who, self.item, self.actual.describe());
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(why) = &self.orphaned {
+            parts.push(why.clone());
+        }
+        if let Some(s) = &self.starter {
+            parts.push(self.starter_story(s));
+        } else if self.orphaned.is_some() {
+            parts.push(match &self.marks.environ_error {
+                Some(e) => format!("who started it is not known: {e}"),
+                None => "nothing it carries (environment, cgroup) names who started it".into(),
+            });
+        }
+        if let Some(d) = self.self_setting() {
+            parts.push(format!(
+                "not inherited: {} sets its own limit ({})",
+                self.display, d.setting
+            ));
+        } else if self.raised_soft_itself() {
+            parts.push(format!(
+                "{} raised its own soft limit to its hard limit at start (as Node.js and Go do), so the inherited hard limit {} is what binds",
+                self.display,
+                show(self.actual.hard)
+            ));
+        }
+        if self.orphaned.is_none() && self.starter.is_none() {
+            match (&self.hard_from, self.chain.first()) {
+                (Some(a), _) => parts.push(format!("inherited from {} ({})", a.who(), a.cmdline)),
+                (None, Some(p)) if self.self_setting().is_none() => parts.push(format!(
+                    "set by the process itself or its start command; its parent {} has {}",
+                    p.who(),
+                    p.limit.describe()
+                )),
+                _ => {}
+            }
+        }
+        let mut chain = vec![format!("{} {}", self.who, self.actual.describe())];
+        chain.extend(
+            self.chain
+                .iter()
+                .map(|a| format!("{} {}", a.who(), a.limit.describe())),
+        );
+        parts.push(format!("chain: {}", chain.join(" <- ")));
+        out.push_str(&parts.join("; "));
+        if let Some(e) = &self.error {
+            out.push_str(&format!(" (stopped: {e})"));
+        }
+        out
+    }
+
+    fn starter_story(&self, s: &Starter) -> String {
+        let service = s
+            .service
+            .as_ref()
+            .map(|n| format!(" (service '{n}')"))
+            .unwrap_or_default();
+        let mut text = if s.evidence == "its parent chain" {
+            format!("started by {}{service}", s.who())
+        } else {
+            format!("{} started it{service}: {}", s.kind.label(), s.evidence)
+        };
+        if let Some(a) = &s.process {
+            let same = a.limit == self.actual
+                || a.limit.hard == self.actual.hard && self.raised_soft_itself();
+            text.push_str(&format!(
+                "; {} has {} {}{}",
+                a.who(),
+                self.item,
+                a.limit.describe(),
+                if same {
+                    ": the value came from it"
+                } else {
+                    " now: different from the process's (the supervisor was restarted with other limits since, or the start program set them)"
+                }
+            ));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supervisors_are_recognised() {
+        let r = |n: &str, c: &str| Kind::recognise(n, n, c);
+        assert_eq!(r("monit", "/usr/bin/monit -I"), Some(Kind::Monit));
+        assert_eq!(r("systemd", "/sbin/init splash"), Some(Kind::Systemd));
+        assert_eq!(
+            Kind::recognise(
+                "python3.11",
+                "supervisord",
+                "/usr/bin/python3 /usr/bin/supervisord -n -c /etc/supervisor/supervisord.conf"
+            ),
+            Some(Kind::Supervisord)
+        );
+        assert_eq!(r("runsv", "runsv nginx"), Some(Kind::Runit));
+        assert_eq!(r("s6-supervise", "s6-supervise app"), Some(Kind::S6));
+        assert_eq!(
+            r("node", "PM2 v5.3.0: God Daemon (/root/.pm2)"),
+            Some(Kind::Pm2)
+        );
+        assert_eq!(
+            r(
+                "containerd-shim-runc-v2",
+                "/usr/bin/containerd-shim-runc-v2 -namespace moby"
+            ),
+            Some(Kind::Container(Runtime::Docker))
+        );
+        assert_eq!(
+            r("conmon", "/usr/bin/conmon --api-version 1"),
+            Some(Kind::Container(Runtime::Podman))
+        );
+        assert_eq!(r("cron", "/usr/sbin/cron -f"), Some(Kind::Cron));
+        assert_eq!(r("sshd", "sshd: alice@pts/0"), Some(Kind::Login));
+        assert_eq!(r("bash", "-bash"), Some(Kind::Shell));
+        assert_eq!(r("node", "node server.js"), None);
+    }
+
+    #[test]
+    fn containers_from_cgroup_paths() {
+        let id = "4f3c2b1a0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b";
+        assert_eq!(
+            container_in_cgroup(&format!("/system.slice/docker-{id}.scope")),
+            Some((Runtime::Docker, id.to_string()))
+        );
+        assert_eq!(
+            container_in_cgroup(&format!("/docker/{id}")),
+            Some((Runtime::Docker, id.to_string()))
+        );
+        assert_eq!(
+            container_in_cgroup(&format!("/machine.slice/libpod-{id}.scope/container")),
+            Some((Runtime::Podman, id.to_string()))
+        );
+        assert_eq!(
+            container_in_cgroup(&format!(
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-{id}.scope"
+            )),
+            Some((Runtime::Kubernetes, id.to_string()))
+        );
+        assert_eq!(
+            container_in_cgroup("/lxc.payload.web1"),
+            Some((Runtime::Lxc, "web1".into()))
+        );
+        assert_eq!(container_in_cgroup("/system.slice/monit.service"), None);
+        assert_eq!(container_in_cgroup("/"), None);
+    }
+
+    #[test]
+    fn environ_keeps_only_identifying_variables() {
+        let env = "PATH=/usr/bin\0MONIT_SERVICE=incident-node\0MONIT_EVENT=Started\0SECRET=x\0";
+        assert_eq!(
+            parse_environ(env),
+            [
+                ("MONIT_SERVICE".to_string(), "incident-node".to_string()),
+                ("MONIT_EVENT".to_string(), "Started".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn monit_control_file_names_a_service_or_its_pidfile() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("svc.pid");
+        fs::write(&pidfile, "4242\n").unwrap();
+        let rc = format!(
+            "set daemon 1\ncheck process incident-node with pidfile {}\n    start program = \"/bin/sh -c 'x &'\"\n",
+            pidfile.display()
+        );
+        assert_eq!(
+            live::monit_names(&rc, Some("incident-node"), 1),
+            Some("has 'check process incident-node'".into())
+        );
+        assert_eq!(
+            live::monit_names(&rc, None, 4242),
+            Some(format!("watches its pidfile {}", pidfile.display()))
+        );
+        assert_eq!(live::monit_names(&rc, Some("other"), 1), None);
+        let inc = dir.path().join("conf.d");
+        fs::create_dir(&inc).unwrap();
+        fs::write(inc.join("web"), "check process web with pidfile /x\n").unwrap();
+        let main = dir.path().join("monitrc");
+        let all = live::with_includes(&main, "set daemon 1\ninclude conf.d/*\n");
+        assert!(all.contains("check process web"), "{all}");
+    }
+}

@@ -1,0 +1,522 @@
+//! Provenance and remediation on fake /proc trees, one per supervisor's shape: the files
+//! are the kernel's formats (a real `stat` line and `limits` table, environments Monit 5.33
+//! and supervisord 4.2.5 really gave their children), with PIDs, names and limits set per
+//! case.
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::path::Path;
+
+use procguard_common::proc::{ProcRoot, Rlimit};
+use procguard_common::provenance::{self, Kind, Runtime, SoftOrigin};
+use procguard_common::remediation;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc");
+
+fn fixture(name: &str) -> String {
+    fs::read_to_string(Path::new(FIXTURES).join(name)).unwrap()
+}
+
+/// A fake /proc tree in a temporary directory.
+struct Tree {
+    dir: tempfile::TempDir,
+}
+
+/// One process of a [`Tree`].
+struct P<'a> {
+    pid: i32,
+    ppid: i32,
+    pgrp: i32,
+    session: i32,
+    comm: &'a str,
+    cmdline: &'a [&'a str],
+    nofile: (u64, u64),
+    environ: &'a str,
+    cgroup: &'a str,
+}
+
+impl Default for P<'_> {
+    fn default() -> Self {
+        P {
+            pid: 0,
+            ppid: 1,
+            pgrp: 0,
+            session: 0,
+            comm: "sleep",
+            cmdline: &[],
+            nofile: (1024, 4096),
+            environ: "",
+            cgroup: "0::/\n",
+        }
+    }
+}
+
+impl Tree {
+    fn new() -> Tree {
+        let t = Tree {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        t.add(&P {
+            pid: 1,
+            ppid: 0,
+            pgrp: 1,
+            session: 1,
+            comm: "systemd",
+            cmdline: &["/sbin/init"],
+            nofile: (1024, 524_288),
+            ..P::default()
+        });
+        t
+    }
+
+    fn root(&self) -> ProcRoot {
+        ProcRoot::new(self.dir.path())
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn add(&self, p: &P) {
+        let d = self.dir.path().join(p.pid.to_string());
+        fs::create_dir_all(&d).unwrap();
+        // The real stat line of a daemonized service, with this process's fields.
+        let real = fixture("provenance/stat-daemonized-under-monit-linux-6.18.txt");
+        let rest = real.split_once(") ").unwrap().1;
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let (pgrp, session) = (
+            if p.pgrp == 0 { p.pid } else { p.pgrp },
+            if p.session == 0 { p.pid } else { p.session },
+        );
+        let mut f: Vec<String> = fields.iter().map(|s| s.to_string()).collect();
+        f[1] = p.ppid.to_string();
+        f[2] = pgrp.to_string();
+        f[3] = session.to_string();
+        fs::write(
+            d.join("stat"),
+            format!("{} ({}) {}", p.pid, p.comm, f.join(" ")),
+        )
+        .unwrap();
+        let limits = fixture("limits/lowered-nofile-linux-6.18.txt").replace(
+            "Max open files            1024                 4096 ",
+            &format!(
+                "Max open files            {:<20} {:<20}",
+                p.nofile.0, p.nofile.1
+            ),
+        );
+        fs::write(d.join("limits"), limits).unwrap();
+        let argv: String = p.cmdline.iter().map(|a| format!("{a}\0")).collect();
+        fs::write(d.join("cmdline"), argv).unwrap();
+        fs::write(d.join("environ"), p.environ).unwrap();
+        fs::write(d.join("cgroup"), p.cgroup).unwrap();
+    }
+}
+
+fn rl(soft: u64, hard: u64) -> Option<Rlimit> {
+    Some(Rlimit {
+        soft: Some(soft),
+        hard: Some(hard),
+    })
+}
+
+#[test]
+fn node_raised_its_soft_limit_under_monit() {
+    let t = Tree::new();
+    t.add(&P {
+        pid: 812,
+        comm: "monit",
+        cmdline: &["/usr/bin/monit", "-I"],
+        ..P::default()
+    });
+    t.add(&P {
+        pid: 19598,
+        ppid: 812,
+        comm: "sh",
+        cmdline: &["/bin/sh", "-c", "exec node server.js"],
+        ..P::default()
+    });
+    t.add(&P {
+        pid: 19600,
+        ppid: 19598,
+        pgrp: 19598,
+        session: 19598,
+        comm: "node",
+        cmdline: &["node", "server.js"],
+        nofile: (4096, 4096),
+        environ: "MONIT_SERVICE=incident-node\0MONIT_EVENT=Started\0",
+        ..P::default()
+    });
+    let p = provenance::trace(&t.root(), 19600, "nofile");
+    assert_eq!(p.soft, SoftOrigin::RaisedToHard);
+    assert_eq!(p.hard_from.as_ref().unwrap().pid, 812);
+    assert_eq!(
+        p.summary(),
+        ", hard limit inherited from monit[812] (nofile 1024:4096); node raised its soft limit to it"
+    );
+    assert!(
+        p.story().contains("node raised its own soft limit to its hard limit at start (as Node.js and Go do), so the inherited hard limit 4096 is what binds"),
+        "{}",
+        p.story()
+    );
+    let fix = remediation::fix(&p, rl(65536, 4096)).unwrap();
+    assert!(fix.starts_with("fix (monit): put 'ulimit -Hn 65536;' at the start of the start program of 'check process incident-node'"), "{fix}");
+    assert!(fix.contains("node raises its soft limit to it"), "{fix}");
+    assert!(
+        fix.contains("raising a hard limit needs root or CAP_SYS_RESOURCE"),
+        "{fix}"
+    );
+    assert!(!fix.contains("4096"), "never the value it has: {fix}");
+}
+
+/// Monit's start program backgrounded the service and exited: the service is a child of
+/// PID 1, its session leader gone; its environment and the live monit's control file say who.
+#[test]
+fn daemonized_under_monit_names_the_live_monit() {
+    let t = Tree::new();
+    let rc = t.path().join("monitrc");
+    let pidfile = t.path().join("svc.pid");
+    fs::write(&pidfile, "26010\n").unwrap();
+    fs::write(
+        &rc,
+        format!(
+            "set daemon 1\ncheck process capsvc with pidfile {}\n",
+            pidfile.display()
+        ),
+    )
+    .unwrap();
+    let other = t.path().join("other-monitrc");
+    fs::write(
+        &other,
+        "check process unrelated with pidfile /nonexistent\n",
+    )
+    .unwrap();
+    let rc_s = rc.display().to_string();
+    let other_s = other.display().to_string();
+    t.add(&P {
+        pid: 700,
+        comm: "monit",
+        cmdline: &["monit", "-I", "-c", &other_s],
+        nofile: (4096, 4096),
+        ..P::default()
+    });
+    t.add(&P {
+        pid: 25974,
+        comm: "monit",
+        cmdline: &["monit", "-I", "-c", &rc_s],
+        nofile: (1024, 1024),
+        ..P::default()
+    });
+    let env = fixture("provenance/environ-monit-5.33.txt");
+    t.add(&P {
+        pid: 26010,
+        ppid: 1,
+        pgrp: 25978,
+        session: 25978,
+        nofile: (1024, 1024),
+        environ: &env,
+        cmdline: &["sleep", "300"],
+        ..P::default()
+    });
+    let p = provenance::trace(&t.root(), 26010, "nofile");
+    assert!(p
+        .orphaned
+        .as_ref()
+        .unwrap()
+        .contains("session leader 25978 is gone"));
+    let s = p.starter.as_ref().unwrap();
+    assert_eq!(s.kind, Kind::Monit);
+    assert_eq!(
+        s.process.as_ref().unwrap().pid,
+        25974,
+        "the monit whose control file names it"
+    );
+    assert_eq!(s.service.as_deref(), Some("capsvc"));
+    assert_eq!(
+        p.summary(),
+        ", started by monit[25974] (service 'capsvc', nofile 1024:1024), then reparented"
+    );
+    let story = p.story();
+    assert!(
+        story.contains("its environment has MONIT_SERVICE=capsvc, MONIT_EVENT=Started"),
+        "{story}"
+    );
+    assert!(
+        story.contains(&format!(
+            "control file {rc_s}, which has 'check process capsvc'"
+        )),
+        "{story}"
+    );
+    let fix = remediation::fix(&p, rl(65536, 65536)).unwrap();
+    assert!(fix.starts_with(&format!("fix (monit): put 'ulimit -Hn 65536; ulimit -Sn 65536;' at the start of the start program of 'check process capsvc' in {rc_s}")), "{fix}");
+
+    // Without the environment (unknown service), the pidfile in the control file tells.
+    fs::write(t.path().join("26010/environ"), "").unwrap();
+    let p = provenance::trace(&t.root(), 26010, "nofile");
+    assert!(p.starter.is_none(), "no marks: no guess");
+    assert_eq!(p.summary(), ", its starting parent exited");
+    assert!(
+        p.story()
+            .contains("nothing it carries (environment, cgroup) names who started it"),
+        "{}",
+        p.story()
+    );
+    let fix = remediation::fix(&p, rl(65536, 65536)).unwrap();
+    assert!(
+        fix.starts_with("fix: raise the hard limit in whatever starts it"),
+        "{fix}"
+    );
+}
+
+#[test]
+fn supervisord_named_by_its_script_and_minfds() {
+    let t = Tree::new();
+    let conf = t.path().join("supervisord.conf");
+    fs::write(
+        &conf,
+        "[supervisord]\nminfds=1024\n[program:capapp]\ncommand=/bin/sleep 300\n",
+    )
+    .unwrap();
+    let conf_s = conf.display().to_string();
+    t.add(&P {
+        pid: 5005,
+        comm: "supervisord",
+        cmdline: &["/usr/bin/python3", "/usr/bin/supervisord", "-c", &conf_s],
+        nofile: (1024, 2048),
+        cgroup: "0::/system.slice/supervisor.service\n",
+        ..P::default()
+    });
+    let env = fixture("provenance/environ-supervisord-4.2.5.txt");
+    t.add(&P {
+        pid: 5362,
+        ppid: 5005,
+        session: 5005,
+        nofile: (1024, 2048),
+        environ: &env,
+        cmdline: &["/bin/sleep", "300"],
+        ..P::default()
+    });
+    let p = provenance::trace(&t.root(), 5362, "nofile");
+    assert_eq!(
+        p.summary(),
+        ", inherited from supervisord[5005] (nofile 1024:2048)"
+    );
+    let s = p.starter.as_ref().unwrap();
+    assert_eq!(s.service.as_deref(), Some("capapp"));
+    assert_eq!(s.unit.as_deref(), Some("supervisor.service"));
+    // Soft short only: minfds.
+    let fix = remediation::fix(&p, rl(2048, 2048)).unwrap();
+    assert!(fix.starts_with(&format!("fix (supervisord): minfds=2048 in [supervisord] of {conf_s}, then restart supervisord itself")), "{fix}");
+    assert!(!fix.contains("for the hard limit"), "soft only: {fix}");
+    // Hard short too: the unit.
+    let fix = remediation::fix(&p, rl(65536, 65536)).unwrap();
+    assert!(fix.contains("minfds=65536"), "{fix}");
+    assert!(
+        fix.contains("for the hard limit: LimitNOFILE=65536 in supervisor.service"),
+        "{fix}"
+    );
+}
+
+#[test]
+fn pm2_daemon_found_by_pm2_home() {
+    let t = Tree::new();
+    t.add(&P {
+        pid: 300,
+        comm: "PM2 v5.3.0: God",
+        cmdline: &["PM2 v5.3.0: God Daemon (/root/.pm2)"],
+        nofile: (1024, 4096),
+        ..P::default()
+    });
+    t.add(&P {
+        pid: 301,
+        ppid: 300,
+        session: 300,
+        comm: "node",
+        cmdline: &["node", "/srv/app.js"],
+        nofile: (4096, 4096),
+        environ: "PM2_HOME=/root/.pm2\0pm_id=0\0name=app\0",
+        ..P::default()
+    });
+    let p = provenance::trace(&t.root(), 301, "nofile");
+    assert_eq!(p.starter.as_ref().unwrap().kind, Kind::Pm2);
+    assert!(p.raised_soft_itself());
+    let fix = remediation::fix(&p, rl(65536, 65536)).unwrap();
+    assert!(fix.starts_with("fix (pm2): the PM2 daemon "), "{fix}");
+    assert!(fix.contains("[300] passes on its own limits, fixed when it started (not by pm2 start): pm2 kill, then 'ulimit -Hn 65536; pm2 resurrect'"), "{fix}");
+}
+
+#[test]
+fn systemd_unit_from_the_cgroup() {
+    let t = Tree::new();
+    t.add(&P {
+        pid: 400,
+        session: 400,
+        comm: "app",
+        cmdline: &["/usr/bin/app"],
+        nofile: (1024, 524_288),
+        environ: "INVOCATION_ID=0123456789abcdef0123456789abcdef\0",
+        cgroup: "0::/system.slice/app.service\n",
+        ..P::default()
+    });
+    let p = provenance::trace(&t.root(), 400, "nofile");
+    assert_eq!(
+        p.summary(),
+        ", inherited from systemd[1] (nofile 1024:524288)"
+    );
+    let fix = remediation::fix(&p, rl(65536, 524_288)).unwrap();
+    assert_eq!(
+        fix,
+        "fix (systemd): LimitNOFILE=65536:524288 in app.service ([Service], systemctl edit app.service), then systemctl restart app.service; now: prlimit --pid 400 --nofile=65536:524288"
+    );
+}
+
+#[test]
+fn container_chain_ends_at_the_shim() {
+    let t = Tree::new();
+    let id = "4f3c2b1a0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b";
+    let cg = format!("0::/system.slice/docker-{id}.scope\n");
+    t.add(&P {
+        pid: 900,
+        comm: "containerd-shim",
+        cmdline: &[
+            "/usr/bin/containerd-shim-runc-v2",
+            "-namespace",
+            "moby",
+            "-id",
+            id,
+        ],
+        nofile: (1024, 1_048_576),
+        ..P::default()
+    });
+    t.add(&P {
+        pid: 920,
+        ppid: 900,
+        comm: "nginx",
+        cmdline: &["nginx: master process nginx -g daemon off;"],
+        nofile: (1024, 1_048_576),
+        cgroup: &cg,
+        ..P::default()
+    });
+    let p = provenance::trace(&t.root(), 920, "nofile");
+    let s = p.starter.as_ref().unwrap();
+    assert_eq!(s.kind, Kind::Container(Runtime::Docker));
+    assert_eq!(s.service.as_deref(), Some(id));
+    let fix = remediation::fix(&p, rl(65536, 1_048_576)).unwrap();
+    assert!(
+        fix.starts_with("fix (docker/containerd): docker run --ulimit nofile=65536:1048576"),
+        "{fix}"
+    );
+    assert!(
+        fix.contains("default-ulimits in /etc/docker/daemon.json"),
+        "{fix}"
+    );
+}
+
+#[test]
+fn nginx_workers_set_their_own_limit() {
+    let t = Tree::new();
+    t.add(&P {
+        pid: 13255,
+        comm: "nginx",
+        cmdline: &["nginx: master process /usr/sbin/nginx"],
+        nofile: (1024, 524_288),
+        ..P::default()
+    });
+    t.add(&P {
+        pid: 13256,
+        ppid: 13255,
+        session: 13255,
+        comm: "nginx",
+        cmdline: &["nginx: worker process"],
+        nofile: (3000, 3000),
+        ..P::default()
+    });
+    let p = provenance::trace(&t.root(), 13256, "nofile");
+    assert_eq!(p.summary(), ", set by nginx itself (worker_rlimit_nofile)");
+    let fix = remediation::fix(&p, rl(65536, 65536)).unwrap();
+    assert!(
+        fix.starts_with("fix (config): set 'worker_rlimit_nofile 65536;' in nginx.conf"),
+        "{fix}"
+    );
+}
+
+#[test]
+fn runit_soft_only_uses_chpst() {
+    let t = Tree::new();
+    t.add(&P {
+        pid: 50,
+        comm: "runsv",
+        cmdline: &["runsv", "web"],
+        nofile: (1024, 65536),
+        ..P::default()
+    });
+    t.add(&P {
+        pid: 51,
+        ppid: 50,
+        comm: "web",
+        cmdline: &["/srv/web"],
+        nofile: (1024, 65536),
+        ..P::default()
+    });
+    let p = provenance::trace(&t.root(), 51, "nofile");
+    let fix = remediation::fix(&p, rl(65536, 65536)).unwrap();
+    assert_eq!(
+        fix,
+        "fix (runit): 'chpst -o 65536' before exec in the run script of web (sets the soft limit only); now: prlimit --pid 51 --nofile=65536:65536"
+    );
+    let fix = remediation::fix(&p, rl(100_000, 100_000)).unwrap();
+    assert!(
+        fix.starts_with("fix (runit): 'ulimit -Hn 100000; ulimit -Sn 100000' before exec"),
+        "{fix}"
+    );
+}
+
+#[test]
+fn started_by_hand_from_a_login_session() {
+    let t = Tree::new();
+    t.add(&P {
+        pid: 60,
+        ppid: 1,
+        pgrp: 58,
+        session: 58,
+        comm: "app",
+        cmdline: &["./app"],
+        environ: "SSH_CONNECTION=10.0.0.5 51234 10.0.0.9 22\0SUDO_USER=alice\0",
+        ..P::default()
+    });
+    let p = provenance::trace(&t.root(), 60, "nofile");
+    assert_eq!(p.starter.as_ref().unwrap().kind, Kind::Login);
+    let fix = remediation::fix(&p, rl(65536, 65536)).unwrap();
+    assert!(
+        fix.starts_with("fix (login session): it was started by hand from a login session"),
+        "{fix}"
+    );
+}
+
+#[test]
+fn the_same_advice_whatever_the_expectation_says_about_the_hard_limit() {
+    let t = Tree::new();
+    t.add(&P {
+        pid: 812,
+        comm: "monit",
+        cmdline: &["/usr/bin/monit", "-I", "-c", "/nonexistent/monitrc"],
+        ..P::default()
+    });
+    t.add(&P {
+        pid: 900,
+        ppid: 812,
+        comm: "app",
+        cmdline: &["/srv/app"],
+        ..P::default()
+    });
+    let p = provenance::trace(&t.root(), 900, "nofile");
+    // A hard-only shortfall: the hard limit rises, the soft one is left alone, never lowered.
+    let fix = remediation::fix(&p, rl(1024, 8192)).unwrap();
+    assert!(fix.contains("'ulimit -Hn 8192;'"), "{fix}");
+    assert!(!fix.contains("ulimit -n"), "{fix}");
+    assert!(
+        fix.ends_with("now: prlimit --pid 900 --nofile=1024:8192"),
+        "{fix}"
+    );
+    // Nothing to raise: no fix.
+    assert_eq!(remediation::fix(&p, rl(1024, 4096)), None);
+}
