@@ -8,9 +8,10 @@ use std::time::Duration;
 use crate::range::Threshold;
 use crate::status::Status;
 
-/// `-w`, `-c`, `-t`, `-v`, `--label` and the hidden `--proc-root`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct CommonArgs {
+/// `-w` and `-c`, flattened into the arguments of the plugins that judge a value against
+/// thresholds (docs/contract.md §4); a plugin that does not, does not offer them.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ThresholdArgs {
     /// Warning threshold, a Nagios range ([@]start:end); what it measures is in the plugin's description
     #[arg(short = 'w', long, value_name = "RANGE", allow_hyphen_values = true)]
     pub warning: Option<Threshold>,
@@ -18,7 +19,11 @@ pub struct CommonArgs {
     /// Critical threshold, a Nagios range ([@]start:end); what it measures is in the plugin's description
     #[arg(short = 'c', long, value_name = "RANGE", allow_hyphen_values = true)]
     pub critical: Option<Threshold>,
+}
 
+/// `-t`, `-v`, `--label` and the hidden `--proc-root`: the options every plugin uses.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonArgs {
     /// The plugin's own deadline; on expiry it reports STATE (ok, warning, critical, unknown)
     #[arg(
         short = 't',
@@ -28,7 +33,7 @@ pub struct CommonArgs {
     )]
     pub timeout: Timeout,
 
-    /// More output: -v lists every finding, -vv and -vvv add detail
+    /// More output: -v lists every finding, -vv adds how each value was judged, -vvv every perfdata item and traces
     #[arg(short = 'v', long, action = clap::ArgAction::Count)]
     pub verbose: u8,
 

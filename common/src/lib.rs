@@ -28,7 +28,7 @@ pub mod systemd;
 pub mod testing;
 pub mod text;
 
-pub use cli::CommonArgs;
+pub use cli::{CommonArgs, ThresholdArgs};
 pub use error::CheckError;
 pub use perfdata::{PerfData, Uom};
 pub use range::{Range, Threshold, Thresholds};

@@ -150,6 +150,8 @@ mod tests {
     #[command(name = "check_demo", version)]
     struct Args {
         #[command(flatten)]
+        thresholds: crate::cli::ThresholdArgs,
+        #[command(flatten)]
         common: CommonArgs,
         #[arg(long)]
         fail: bool,

@@ -8,7 +8,8 @@ use procguard_common::proc::limits::show;
 use procguard_common::proc::{FileNr, ProcRoot, Rlimit};
 use procguard_common::select::{report_vanished, Selector};
 use procguard_common::{
-    CheckArgs, CheckError, CommonArgs, PerfData, Range, Report, Status, Threshold, Thresholds, Uom,
+    CheckArgs, CheckError, CommonArgs, PerfData, Range, Report, Status, Threshold, ThresholdArgs,
+    Thresholds, Uom,
 };
 
 /// Alert when processes approach their own open-files limit.
@@ -19,6 +20,9 @@ use procguard_common::{
 #[derive(Parser, Debug)]
 #[command(name = "check_fd_usage", version, about, long_about)]
 pub struct Args {
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+
     #[command(flatten)]
     pub common: CommonArgs,
 
@@ -115,11 +119,11 @@ impl Rules {
         let parse = |t: &str| t.parse::<Threshold>().map_err(CheckError::Config);
         Ok(Rules {
             warning: args
-                .common
+                .thresholds
                 .warning
                 .map_or_else(|| parse(DEFAULT_WARNING), Ok)?,
             critical: args
-                .common
+                .thresholds
                 .critical
                 .map_or_else(|| parse(DEFAULT_CRITICAL), Ok)?,
             headroom: Thresholds {
@@ -427,8 +431,8 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(a.select.pid, Some(7));
-        assert!(a.common.warning.unwrap().is_percent());
-        assert_eq!(a.common.critical.unwrap().to_string(), "900");
+        assert!(a.thresholds.warning.unwrap().is_percent());
+        assert_eq!(a.thresholds.critical.unwrap().to_string(), "900");
         assert_eq!(a.headroom_critical, Some(10));
         assert!(Args::try_parse_from(["x", "--all", "--pid", "7"]).is_err());
         let a = Args::try_parse_from(["x", "--system", "--system-critical", "95%", "--top", "3"])

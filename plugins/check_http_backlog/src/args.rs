@@ -8,7 +8,7 @@ use procguard_common::cli::parse_duration;
 use procguard_common::perfdata::format_number;
 use procguard_common::select::Selector;
 use procguard_common::state::StateArgs;
-use procguard_common::{CheckArgs, CheckError, CommonArgs, Threshold};
+use procguard_common::{CheckArgs, CheckError, CommonArgs, Threshold, ThresholdArgs};
 
 use crate::probe::Method;
 use crate::tls::TlsArgs;
@@ -27,6 +27,9 @@ use crate::tls::TlsArgs;
 #[derive(Parser, Debug)]
 #[command(name = "check_http_backlog", version, about, long_about)]
 pub struct Args {
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+
     #[command(flatten)]
     pub common: CommonArgs,
 
@@ -173,7 +176,10 @@ pub fn validate(args: &Args) -> Result<(), CheckError> {
             args.common.timeout
         ));
     }
-    for (flag, t) in [("-w", args.common.warning), ("-c", args.common.critical)] {
+    for (flag, t) in [
+        ("-w", args.thresholds.warning),
+        ("-c", args.thresholds.critical),
+    ] {
         if t.is_some_and(|t| t.is_percent()) {
             return invalid(format!(
                 "{flag} is a response time in seconds here, not a percentage"

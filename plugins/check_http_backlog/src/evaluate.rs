@@ -453,8 +453,8 @@ fn probe_finding(
 ) -> Status {
     let prefix = |name: &str| label.map_or_else(|| name.to_string(), |l| format!("{l}_{name}"));
     let time_thresholds = Thresholds {
-        warning: args.common.warning.map(|t| t.range()),
-        critical: args.common.critical.map(|t| t.range()),
+        warning: args.thresholds.warning.map(|t| t.range()),
+        critical: args.thresholds.critical.map(|t| t.range()),
     };
     let line = format!("probe: {} {url}", method_name(args.method));
     let status = match probe_failure(args, p) {

@@ -17,7 +17,9 @@ use procguard_common::cli::parse_duration;
 use procguard_common::proc::{clock_ticks, ProcRoot};
 use procguard_common::select::{Selected, Selector};
 use procguard_common::state::StateArgs;
-use procguard_common::{systemd, CheckArgs, CheckError, CommonArgs, Report, Status, Thresholds};
+use procguard_common::{
+    systemd, CheckArgs, CheckError, CommonArgs, Report, Status, ThresholdArgs, Thresholds,
+};
 
 use churn::{NoFile, Now, Observation, Policy, Seen, UnitInfo};
 
@@ -42,6 +44,9 @@ use churn::{NoFile, Now, Observation, Policy, Seen, UnitInfo};
     args_override_self = true
 )]
 pub struct Args {
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+
     #[command(flatten)]
     pub common: CommonArgs,
 
@@ -113,8 +118,8 @@ impl Args {
         Ok(Policy {
             window: self.window.as_secs_f64(),
             thresholds: Thresholds {
-                warning: range(self.common.warning, DEFAULT_WARNING)?,
-                critical: range(self.common.critical, DEFAULT_CRITICAL)?,
+                warning: range(self.thresholds.warning, DEFAULT_WARNING)?,
+                critical: range(self.thresholds.critical, DEFAULT_CRITICAL)?,
             },
             min_uptime: self.min_uptime.map(|d| d.as_secs_f64()),
             count_reboots: self.count_reboots,

@@ -58,8 +58,7 @@ use crate::render::Run;
 ///
 /// When a value is below its expectation, the parent chain is walked to name the ancestor
 /// it was inherited from, with a one-line remediation for that supervisor. An expectation
-/// above fs.nr_open (the kernel's nofile ceiling) is a WARNING. -w/-c are not used: given,
-/// they are UNKNOWN.
+/// above fs.nr_open (the kernel's nofile ceiling) is a WARNING.
 #[derive(Parser, Debug)]
 #[command(
     name = "check_rlimit_match",
@@ -135,11 +134,6 @@ pub enum PamFlavor {
 
 /// The check: plan the jobs, then for each selected process acquire → evaluate → render.
 pub fn check(args: &Args) -> Result<Report, CheckError> {
-    if args.common.warning.is_some() || args.common.critical.is_some() {
-        return Err(CheckError::Config(
-            "-w/-c are not used by check_rlimit_match: expectations come from --expect, --at-least, --limits-conf, --systemd, --config or --like-pid".into(),
-        ));
-    }
     let jobs = plan::jobs(args)?;
     let mut acquirer = Acquirer::new(args);
     let mut run = Run::default();

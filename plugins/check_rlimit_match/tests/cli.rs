@@ -69,7 +69,12 @@ fn bad_arguments_and_missing_sources_are_unknown() {
     );
     let o = run_plugin(BIN, ["--pid", "1", "--expect", "nofile=1", "-w", "5"]);
     assert_eq!(o.code, 3);
-    assert!(o.line1().contains("-w/-c are not used"), "{}", o.stdout);
+    assert!(
+        o.line1()
+            .starts_with("RLIMIT UNKNOWN - invalid arguments: unexpected argument '-w' found"),
+        "{}",
+        o.stdout
+    );
     let o = run_plugin(
         BIN,
         ["--pid", "1", "--limits-conf", "/nonexistent/limits.conf"],

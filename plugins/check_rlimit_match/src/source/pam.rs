@@ -248,4 +248,66 @@ mod tests {
             )]
         );
     }
+
+    /// /etc/security/limits.conf as Debian 12's libpam-modules 1.5.2-6+deb12u1 ships it
+    /// (only commented examples).
+    const DEBIAN12: &str = include_str!("../../tests/fixtures/limits.conf-debian12");
+
+    #[test]
+    fn the_stock_debian_file_sets_nothing() {
+        let app = identity("app", 1000, &[(1000, "app")]);
+        let out = run(DEBIAN12, app, Flavor::Debian);
+        assert!(out.list.is_empty());
+        assert_eq!(
+            out.notes,
+            [
+                Note::new(
+                    Status::Ok,
+                    "node[100] nofile: limits.conf sets nothing for app"
+                ),
+                Note::new(
+                    Status::Ok,
+                    "node[100] core: limits.conf sets nothing for app"
+                ),
+            ]
+        );
+        assert!(out.conf_warnings.is_empty(), "{:?}", out.conf_warnings);
+    }
+
+    #[test]
+    fn the_incident_lines_appended_to_the_stock_file() {
+        let text = format!("{DEBIAN12}* soft nofile 500000\n* hard nofile 500000\n");
+        let app = identity("app", 1000, &[(1000, "app")]);
+        let out = run(&text, app, Flavor::Debian);
+        let got: Vec<(Half, Option<u64>, Comparison, &str)> = out
+            .list
+            .iter()
+            .map(|e| (e.half, e.value, e.comparison, e.source.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    Half::Soft,
+                    Some(500000),
+                    Comparison::AtLeast,
+                    "limits.conf:68 \"* soft nofile 500000\""
+                ),
+                (
+                    Half::Hard,
+                    Some(500000),
+                    Comparison::AtLeast,
+                    "limits.conf:69 \"* hard nofile 500000\""
+                ),
+            ]
+        );
+        // Root on Debian: the '*' lines are what the file seems to promise, not what applies.
+        let root = identity("root", 0, &[(0, "root")]);
+        let out = run(&text, root, Flavor::Debian);
+        assert_eq!(out.list.len(), 2);
+        assert!(out
+            .list
+            .iter()
+            .all(|e| e.comparison == Comparison::Advisory));
+    }
 }

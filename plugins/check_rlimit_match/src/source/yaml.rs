@@ -180,4 +180,39 @@ mod tests {
         let e = jobs(&path, &cli, None, &[]).unwrap_err().to_string();
         assert!(e.contains("service \"bare\" has no expectation"), "{e}");
     }
+
+    #[test]
+    fn the_example_file_as_jobs() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/services.yaml");
+        let mut none = cli_job();
+        none.stated.clear();
+        none.like = None;
+        let all = jobs(&path, &none, None, &[]).unwrap();
+        let names: Vec<&str> = all.iter().filter_map(|j| j.service.as_deref()).collect();
+        assert_eq!(names, ["node_web_app", "nginx", "workers"]);
+        let node = &all[0];
+        assert_eq!(node.label.as_deref(), Some("node"));
+        assert_eq!(node.stated[0].comparison, Comparison::AtLeast);
+        assert_eq!(
+            node.stated[0].source,
+            "services.yaml node_web_app at_least nofile=500000:500000"
+        );
+        assert_eq!(node.limits_conf, Some(PathBuf::from("/etc/security")));
+        let nginx = &all[1];
+        assert_eq!(nginx.items, ["core", "nofile"]);
+        assert!(nginx
+            .stated
+            .iter()
+            .all(|s| s.comparison == Comparison::Exact));
+        assert_eq!(
+            nginx.systemd,
+            Some(UnitChoice::Named("nginx.service".into()))
+        );
+        let workers = &all[2];
+        assert_eq!(
+            workers.like,
+            Some(Like::Pidfile("/run/worker-master.pid".into()))
+        );
+        assert_eq!(workers.items, ["nofile"]);
+    }
 }
