@@ -258,7 +258,7 @@ fn by_starter(s: &Starter, c: &Change) -> String {
     let who = s.who();
     let sn = c.ulimit();
     let item = &c.item;
-    let prop = crate::systemd::limit_property(item).unwrap_or("Limit...");
+    let prop = crate::proc::limits::item(item).map_or("Limit...", |i| i.systemd);
     let unit_line = |unit: &Option<String>| match unit {
         Some(u) => format!("{prop}={} in {u} (systemctl edit {u})", c.value()),
         None => format!("'{sn}' before it, or {prop}={} in its unit", c.value()),
@@ -326,7 +326,7 @@ fn supervisord(s: &Starter, c: &Change, who: &str, file: &str) -> String {
             )
         }
     };
-    let prop = crate::systemd::limit_property(&c.item).unwrap_or("Limit...");
+    let prop = crate::proc::limits::item(&c.item).map_or("Limit...", |i| i.systemd);
     let mut out = format!(
         "{knob}={} in [supervisord] of {file}, then restart supervisord itself (its children inherit its limits; it raises its soft limit to {knob} at start, the hard one too only as root)",
         c.soft

@@ -28,6 +28,9 @@ pub enum Source {
     ProcNetTcp,
 }
 
+/// The most holders of one listener looked at (a pre-forking server's master and workers).
+const MAX_HOLDERS: usize = 256;
+
 /// What one run saw. Plain data: the evaluation needs nothing else.
 #[derive(Debug, Clone)]
 pub struct Observation {
@@ -45,6 +48,8 @@ pub struct Observation {
     pub notes: Report,
     /// The probe's URL and result.
     pub probe: Option<(String, Probe)>,
+    /// The inode of the listener the probe went to, if it is among `listeners`.
+    pub probed: Option<u64>,
     /// The host's (or namespace's) TcpExt ListenOverflows and ListenDrops.
     pub host: Option<HostCounters>,
     /// Drop counters read again after a probe whose SYN went unanswered (listener inode
@@ -70,6 +75,7 @@ impl Observation {
             held_by_selected: BTreeMap::new(),
             notes: Report::default(),
             probe: None,
+            probed: None,
             host: None,
             after_probe: None,
             boot_id: String::new(),
@@ -96,7 +102,7 @@ pub fn observe(args: &Args, root: &ProcRoot, deadline: Instant) -> Result<Observ
     }
     listeners.sort_by_key(|l| (l.port, l.addr.is_ipv6(), l.addr, l.inode));
     obs.listeners = listeners;
-    if let Some(url) = crate::probe_target(args, &obs.listeners) {
+    if let Some((url, probed)) = crate::probe_target(args, &obs.listeners) {
         let tls = Setup::new(&args.tls).map_err(CheckError::Other)?;
         let target = probe::Target {
             url: url.clone(),
@@ -105,6 +111,7 @@ pub fn observe(args: &Args, root: &ProcRoot, deadline: Instant) -> Result<Observ
         };
         let p = probe::run_target(&target, &tls, args.method, args.probe_timeout);
         obs.probe = Some((url, p));
+        obs.probed = probed;
     }
     obs.host = host_counters(root, &mut obs.notes);
     if obs
@@ -297,35 +304,31 @@ fn established(
 /// already known) and reads their fd usage. A lookup cut short by its time limit is noted.
 pub fn owners(root: &ProcRoot, obs: &mut Observation, deadline: Instant) {
     let inodes: Vec<u64> = obs.listeners.iter().map(|l| l.inode).collect();
-    let mut pids = obs.held_by_selected.clone();
-    pids.retain(|i, _| inodes.contains(i));
-    if pids.len() < inodes.len() {
-        // Leave time for printing: at most 2 s, and 0.5 s before the plugin's deadline.
-        let until = (Instant::now() + Duration::from_secs(2)).min(
-            deadline
-                .checked_sub(Duration::from_millis(500))
-                .unwrap_or(deadline),
-        );
-        let missing: Vec<u64> = inodes
-            .iter()
-            .copied()
-            .filter(|i| !pids.contains_key(i))
-            .collect();
-        let uid = obs.listeners.first().map(|l| l.uid);
-        let (found, cut) = owner::find_owners(root, &missing, uid, until, 8);
-        if cut {
-            obs.notes
-                .verbose_detail("owner lookup stopped at its time limit");
-        }
-        pids.extend(found);
+    // Leave time for printing: at most 2 s, and 0.5 s before the plugin's deadline.
+    let until = (Instant::now() + Duration::from_secs(2)).min(
+        deadline
+            .checked_sub(Duration::from_millis(500))
+            .unwrap_or(deadline),
+    );
+    let uid = obs.listeners.first().map(|l| l.uid);
+    let (found, cut) = owner::find_owners(
+        root,
+        &inodes,
+        &obs.held_by_selected,
+        uid,
+        until,
+        MAX_HOLDERS,
+    );
+    if cut {
+        obs.notes
+            .verbose_detail("owner lookup stopped at its time limit");
     }
     obs.owners = Some(
-        pids.into_iter()
+        found
+            .into_iter()
             .map(|(inode, pids)| {
-                (
-                    inode,
-                    pids.into_iter().map(|p| Owner::read(root, p)).collect(),
-                )
+                let owners = pids.into_iter().map(|p| Owner::read(root, p)).collect();
+                (inode, owners)
             })
             .collect(),
     );

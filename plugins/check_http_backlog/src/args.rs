@@ -157,6 +157,37 @@ fn parse_status_set(text: &str) -> Result<StatusSet, String> {
     Ok(StatusSet(ranges))
 }
 
+/// The host (without brackets) and port of an http:// or https:// URL (80 and 443 by
+/// default).
+pub fn url_endpoint(url: &str) -> Result<(String, u16), String> {
+    let uri: ureq::http::Uri = url.parse().map_err(|e| format!("--url {url:?}: {e}"))?;
+    let default_port = match uri.scheme_str() {
+        Some("http") => 80,
+        Some("https") => 443,
+        _ => return Err(format!("--url {url:?} must start with http:// or https://")),
+    };
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("--url {url:?} has no host"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    // The http crate drops a port that is not a u16 (`:99999`) instead of failing.
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let after_host = authority
+        .rsplit_once(']')
+        .map_or(authority, |(_, rest)| rest);
+    let port = match after_host.rsplit_once(':') {
+        Some((_, p)) if !p.is_empty() => p
+            .parse()
+            .map_err(|_| format!("--url {url:?}: port {p} is not a TCP port"))?,
+        _ => default_port,
+    };
+    Ok((host, port))
+}
+
 /// The checks clap cannot express; each failure is a usage error.
 pub fn validate(args: &Args) -> Result<(), CheckError> {
     // The runner prints these like clap's own errors: the reason, then the short usage.
@@ -180,6 +211,13 @@ pub fn validate(args: &Args) -> Result<(), CheckError> {
         ("-w", args.thresholds.warning),
         ("-c", args.thresholds.critical),
     ] {
+        // -w/-c mean one thing here, as in check_http: the probe's response time. Without a
+        // probe they would be silently ignored; the queue has its own thresholds.
+        if t.is_some() && !probing {
+            return invalid(format!(
+                "{flag} is the probe's response time: give --url or --probe (the queue's thresholds are --queue-warning/--queue-critical)"
+            ));
+        }
         if t.is_some_and(|t| t.is_percent()) {
             return invalid(format!(
                 "{flag} is a response time in seconds here, not a percentage"
@@ -195,9 +233,7 @@ pub fn validate(args: &Args) -> Result<(), CheckError> {
         return invalid("--drops-warning and --drops-critical must be at least 1".into());
     }
     if let Some(url) = &args.url {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return invalid(format!("--url {url:?} must start with http:// or https://"));
-        }
+        url_endpoint(url).map_err(CheckError::Usage)?;
     }
     Ok(())
 }
@@ -282,8 +318,31 @@ mod tests {
             msg(&["--port", "1", "-t", "3", "--probe", "--probe-timeout", "3"])
                 .contains("below -t 3s")
         );
-        assert!(msg(&["--port", "1", "-w", "50%"]).contains("response time in seconds"));
+        assert!(msg(&["--port", "1", "--probe", "-w", "50%"]).contains("response time in seconds"));
+        // Without a probe, -w/-c would have nothing to apply to.
+        assert!(msg(&["--port", "1", "-w", "1"]).contains("-w is the probe's response time"));
+        assert!(msg(&["--port", "1", "-c", "1"]).contains("give --url or --probe"));
+        assert!(msg(&["--port", "1", "--url", "http:///x"]).contains("--url \"http:///x\""));
         assert!(msg(&["--port", "1", "--url", "ftp://x/"]).contains("http://"));
         assert!(validate(&args(&["--port", "1", "-t", "6", "--probe-timeout", "5"])).is_ok());
+    }
+
+    #[test]
+    fn url_endpoints() {
+        let e = |u: &str| url_endpoint(u).unwrap();
+        assert_eq!(
+            e("http://127.0.0.1:8080/health"),
+            ("127.0.0.1".into(), 8080)
+        );
+        assert_eq!(e("http://[::1]/"), ("::1".into(), 80));
+        assert_eq!(e("https://localhost"), ("localhost".into(), 443));
+        assert_eq!(e("HTTP://Example.ORG:81"), ("Example.ORG".into(), 81));
+        assert!(url_endpoint("ftp://x/").unwrap_err().contains("http://"));
+        assert!(
+            url_endpoint("http://x:99999/").is_err(),
+            "{:?}",
+            url_endpoint("http://x:99999/")
+        );
+        assert!(url_endpoint("/path").is_err());
     }
 }

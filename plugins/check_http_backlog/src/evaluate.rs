@@ -3,7 +3,7 @@
 //! state is another pure function of the same. Nothing here reads the system, so every
 //! rule is tested on made-up observations.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use procguard_common::perfdata::format_number;
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::acquire::{Observation, Source};
 use crate::args::Args;
 use crate::listener::{state_keys, stems, Listener};
-use crate::owner::Owner;
+use crate::owner::{self, Owner};
 use crate::probe::{Method, Outcome, Probe};
 
 /// What is kept between runs to turn counters into deltas.
@@ -149,20 +149,24 @@ pub fn evaluate(obs: &Observation, args: &Args, prior: &Prior) -> Evaluation {
         .clone()
         .or_else(|| args.select.stable_label());
     let no_owners = BTreeMap::new();
-    let owners = obs.owners.as_ref().unwrap_or(&no_owners);
-    let diagnosis = diagnose(&obs.listeners, owners);
+    let mut attach = Attach {
+        listeners: &obs.listeners,
+        owners: obs.owners.as_ref().unwrap_or(&no_owners),
+        done: BTreeSet::new(),
+    };
     let mut worst = Status::Ok;
     if let Some((url, p)) = &obs.probe {
-        let d = diagnosis.as_ref().map(Diagnosis::full);
-        worst = probe_finding(&mut report, args, url, p, d.as_deref(), label.as_deref());
+        // The probe's failure is explained by the listener it went to, and no other.
+        let probed = obs.listeners.iter().find(|l| Some(l.inode) == obs.probed);
+        let failed = probe_failure(args, p).is_some();
+        let why = probed
+            .filter(|_| failed)
+            .and_then(|l| attach.take(Status::Critical, Some(l), false));
+        worst = probe_finding(&mut report, args, url, p, why.as_deref(), label.as_deref());
     }
     if let Some(m) = missing(obs, args) {
         report.add(Status::Critical, m);
     }
-    let mut attach = Attach {
-        diagnosis: diagnosis.as_ref(),
-        done: worst != Status::Ok,
-    };
     let listeners = judge_listeners(
         &mut report,
         obs,
@@ -213,27 +217,59 @@ fn missing(obs: &Observation, args: &Args) -> Option<String> {
     }
 }
 
-/// Hands the diagnosis to the first finding that is not OK (unless the probe's took it).
+/// Says why, once per listener: the first finding that is not OK about a listener gets
+/// its diagnosis (its queue figures, unless the finding quotes them already, and its
+/// holders); a listener whose diagnosis the probe's failure carries gets nothing more.
 struct Attach<'a> {
-    diagnosis: Option<&'a Diagnosis>,
-    done: bool,
+    listeners: &'a [Listener],
+    owners: &'a BTreeMap<u64, Vec<Owner>>,
+    done: BTreeSet<u64>,
 }
 
 impl Attach<'_> {
-    /// What to append to a finding of `status` about the listener `inode` (if any): the
-    /// owner only when the finding already quotes that listener's queue.
-    fn take(&mut self, status: Status, inode: Option<u64>) -> Option<String> {
-        if status == Status::Ok || self.done {
+    /// What to append to a finding of `status` about `listener` (none: about the host,
+    /// explained by the listener that looks worst).
+    fn take(
+        &mut self,
+        status: Status,
+        listener: Option<&Listener>,
+        quotes_queue: bool,
+    ) -> Option<String> {
+        let l = listener.or_else(|| worst_listener(self.listeners, self.owners))?;
+        if status == Status::Ok || !self.done.insert(l.inode) {
             return None;
         }
-        self.done = true;
-        let d = self.diagnosis?;
-        if inode == Some(d.inode) {
-            d.owner.clone()
-        } else {
-            Some(d.full())
+        let holders = self
+            .owners
+            .get(&l.inode)
+            .and_then(|os| owner::holders_words(os));
+        match (quotes_queue, holders) {
+            (true, holders) => holders,
+            (false, Some(h)) => Some(format!("{}; {h}", l.queue_words())),
+            (false, None) => Some(l.queue_words()),
         }
     }
+}
+
+/// The listener that looks worst: full first, then one with a holder at its limit, then
+/// the fullest.
+fn worst_listener<'a>(
+    listeners: &'a [Listener],
+    owners: &BTreeMap<u64, Vec<Owner>>,
+) -> Option<&'a Listener> {
+    let at_limit = |l: &Listener| {
+        owners
+            .get(&l.inode)
+            .is_some_and(|o| o.iter().any(Owner::at_fd_limit))
+    };
+    listeners.iter().max_by_key(|l| {
+        (
+            l.is_full(),
+            at_limit(l),
+            l.backlog
+                .map_or(0, |b| u64::from(l.queue) * 1000 / u64::from(b.max(1))),
+        )
+    })
 }
 
 /// Queue, drops and established connections of each listener.
@@ -255,14 +291,14 @@ fn judge_listeners(
             critical: args.queue_critical.resolve(backlog),
         };
         let queue = f64::from(l.queue);
-        let status = q.evaluate(queue);
+        let judgement = q.judge(queue);
+        let status = judgement.status;
         let mut text = format!("{} {}", l.endpoint(), l.queue_words());
-        if status != Status::Ok && !l.is_full() {
-            if let Some(r) = q.violated(queue) {
-                text = format!("{text} ({} {})", word(status), r.violation());
-            }
+        // "5/4 full" says more than "(critical > 4)".
+        if !l.is_full() {
+            text = judgement.annotate(&text);
         }
-        if let Some(why) = attach.take(status, Some(l.inode)) {
+        if let Some(why) = attach.take(status, Some(l), true) {
             text = format!("{text}; {why}");
         }
         report.add(status, text);
@@ -328,7 +364,7 @@ fn judge_drops(
         l.endpoint()
     );
     let perf = PerfData::new(&new_label, new as f64).min(0.0);
-    judged(report, new as f64, &t, text, attach, perf)
+    judged(report, new as f64, &t, text, (attach, Some(l)), perf)
 }
 
 /// Adds the finding of `value` against `t`: `text`, the violated threshold, then the
@@ -338,14 +374,13 @@ fn judged(
     value: f64,
     t: &Thresholds,
     mut text: String,
-    attach: &mut Attach<'_>,
+    (attach, about): (&mut Attach<'_>, Option<&Listener>),
     perf: PerfData,
 ) -> Status {
-    let status = t.evaluate(value);
-    if let Some(r) = t.violated(value) {
-        text = format!("{text} ({} {})", word(status), r.violation());
-    }
-    if let Some(why) = attach.take(status, None) {
+    let judgement = t.judge(value);
+    let status = judgement.status;
+    text = judgement.annotate(&text);
+    if let Some(why) = attach.take(status, about, false) {
         text = format!("{text}; {why}");
     }
     report.add(status, text);
@@ -400,7 +435,14 @@ fn judge_host(
     }
     let new = d.listen_drops as f64;
     let perf = PerfData::new("new_listen_drops", new).min(0.0);
-    judged(report, new, &drop_thresholds(args), text, attach, perf)
+    judged(
+        report,
+        new,
+        &drop_thresholds(args),
+        text,
+        (attach, None),
+        perf,
+    )
 }
 
 /// Long output: who holds each listener, what could not be known, the state's notes.
@@ -429,15 +471,6 @@ fn details(report: &mut Report, obs: &Observation, args: &Args, prior: &Prior) {
     }
     if let Some(note) = &obs.fallback {
         report.verbose_detail(note.clone());
-    }
-}
-
-/// "critical" / "warning".
-fn word(s: Status) -> &'static str {
-    if s == Status::Critical {
-        "critical"
-    } else {
-        "warning"
     }
 }
 
@@ -548,62 +581,6 @@ fn secs(d: Duration) -> String {
     format_number((d.as_secs_f64() * scale).round() / scale)
 }
 
-/// The explanation of a failure: one listener's queue and the process holding it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Diagnosis {
-    inode: u64,
-    queue: String,
-    owner: Option<String>,
-}
-
-impl Diagnosis {
-    /// `accept queue 129/128 full; owner node[2100] at 1024/1024 open files — ...`
-    fn full(&self) -> String {
-        match &self.owner {
-            Some(o) => format!("{}; {o}", self.queue),
-            None => self.queue.clone(),
-        }
-    }
-}
-
-fn diagnose(listeners: &[Listener], owners: &BTreeMap<u64, Vec<Owner>>) -> Option<Diagnosis> {
-    // The listener that looks worst: full first, then an owner at its limit, then fullest.
-    let at_limit = |l: &Listener| {
-        owners
-            .get(&l.inode)
-            .is_some_and(|o| o.iter().any(Owner::at_fd_limit))
-    };
-    let l = listeners.iter().max_by_key(|l| {
-        (
-            l.is_full(),
-            at_limit(l),
-            l.backlog
-                .map_or(0, |b| u64::from(l.queue) * 1000 / u64::from(b.max(1))),
-        )
-    })?;
-    let owner = owners.get(&l.inode).and_then(|os| {
-        os.iter()
-            .find(|o| o.at_fd_limit())
-            .or_else(|| os.first())
-            .cloned()
-    });
-    let owner = owner.map(|o| {
-        if o.at_fd_limit() {
-            format!(
-                "owner {} \u{2014} accept() is likely failing with EMFILE",
-                o.describe()
-            )
-        } else {
-            format!("owner {}", o.describe())
-        }
-    });
-    Some(Diagnosis {
-        inode: l.inode,
-        queue: l.queue_words(),
-        owner,
-    })
-}
-
 fn ok_summary(listeners: &[Listener], probe: Option<&Probe>) -> String {
     let mut parts: Vec<String> = listeners
         .iter()
@@ -655,6 +632,7 @@ mod tests {
         Owner {
             pid,
             name: "node".into(),
+            ppid: Some(1),
             fds: Some(fds),
             nofile: Some(Rlimit {
                 soft: Some(soft),
@@ -808,6 +786,7 @@ mod tests {
             "http://127.0.0.1:8080/".into(),
             probe(Outcome::NoResponse, Some(265)),
         ));
+        o.probed = Some(1);
         o.owners = Some(BTreeMap::from([(1, vec![owner(2100, 32, 32)])]));
         let a = args(&[
             "--port",
@@ -843,18 +822,34 @@ mod tests {
     }
 
     #[test]
-    fn diagnosis_names_the_owner_at_its_limit() {
-        let l = listener("127.0.0.1", 8080, 129, 128);
-        let owners = BTreeMap::from([(1, vec![owner(2100, 1024, 1024)])]);
-        assert_eq!(
-            diagnose(&[l], &owners).unwrap().full(),
-            "accept queue 129/128 full; owner node[2100] at 1024/1024 open files \u{2014} accept() is likely failing with EMFILE"
+    fn the_probe_is_explained_by_the_listener_it_went_to() {
+        // `--name nginx --probe`: port 80 is probed and fails; port 18480's queue is full.
+        let mut l80 = listener("0.0.0.0", 80, 0, 511);
+        l80.inode = 80;
+        let mut l18480 = listener("0.0.0.0", 18480, 17, 16);
+        l18480.inode = 18480;
+        let mut o = observed(vec![l80, l18480]);
+        o.probe = Some((
+            "http://127.0.0.1:80/".into(),
+            probe(Outcome::NoResponse, Some(100)),
+        ));
+        o.probed = Some(80);
+        o.owners = Some(BTreeMap::from([
+            (80, vec![owner(7, 10, 1024)]),
+            (18480, vec![owner(7, 10, 1024)]),
+        ]));
+        let a = args(&["--name", "nginx", "--probe", "--probe-timeout", "1"]);
+        let (out, _) = evaluate(&o, &a, &Prior::default())
+            .report
+            .render("HTTP_BACKLOG", 0);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines[0].starts_with("HTTP_BACKLOG CRITICAL - connected but no response in 1s; accept queue 0/511; owner node[7] 10/1024 open files (+1 more) |"),
+            "{out}"
         );
-        let quiet = listener("127.0.0.1", 8080, 0, 128);
         assert_eq!(
-            diagnose(&[quiet], &BTreeMap::new()).unwrap().full(),
-            "accept queue 0/128"
+            lines[2],
+            "[CRITICAL] *:18480 accept queue 17/16 full; owner node[7] 10/1024 open files"
         );
-        assert_eq!(diagnose(&[], &owners), None);
     }
 }

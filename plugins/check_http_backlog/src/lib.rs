@@ -67,19 +67,28 @@ fn target_key(args: &Args) -> String {
     parts.join(" ")
 }
 
-/// The URL to probe, if any.
-fn probe_target(args: &Args, listeners: &[Listener]) -> Option<String> {
+/// The URL to probe, if any, and the inode of the listener it goes to: the one serving the
+/// URL's address and port, else (`--url` with `--port`) the first listener on `--port`.
+fn probe_target(args: &Args, listeners: &[Listener]) -> Option<(String, Option<u64>)> {
     if let Some(url) = &args.url {
-        return Some(url.clone());
+        let served = args::url_endpoint(url).ok().and_then(|(host, port)| {
+            let ip: Option<IpAddr> = host.parse().ok();
+            listeners
+                .iter()
+                .find(|l| l.port == port && ip.is_none_or(|ip| l.serves(ip)))
+        });
+        let probed = served.or_else(|| listeners.first().filter(|_| args.port.is_some()));
+        return Some((url.clone(), probed.map(|l| l.inode)));
     }
     if !args.probe {
         return None;
     }
-    let (host, port) = match (args.address, listeners.first()) {
+    let first = listeners.first();
+    let (host, port) = match (args.address, first) {
         (Some(IpAddr::V6(a)), _) => (format!("[{a}]"), args.port?),
         (Some(a), _) => (a.to_string(), args.port?),
         (None, Some(l)) => (l.probe_host(), l.port),
         (None, None) => (Ipv4Addr::LOCALHOST.to_string(), args.port?),
     };
-    Some(format!("http://{host}:{port}/"))
+    Some((format!("http://{host}:{port}/"), first.map(|l| l.inode)))
 }

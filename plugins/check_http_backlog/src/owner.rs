@@ -1,7 +1,10 @@
-//! Which process holds a socket: its inode against the `socket:[INODE]` link targets in
-//! `/proc/PID/fd`. That is one readlink per fd of every process looked at, so it runs only
-//! when it is needed (a failure, or -v), looks first at processes of the socket's uid, and
-//! stops at a deadline.
+//! Which processes hold a socket: its inode against the `socket:[INODE]` link targets in
+//! `/proc/PID/fd`. A pre-forking server (nginx, php-fpm, gunicorn, Apache prefork) has a
+//! master that opens the listener and workers that inherit it and call accept(): every one
+//! of them holds it, each with its own open files against its own `nofile`, and the one
+//! whose accept() fails with EMFILE is usually a worker. So every process is looked at:
+//! one readlink per fd, which is why it runs only when it is needed (a failure, or -v),
+//! looks first at processes of the socket's uid, and stops at a deadline.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -18,6 +21,8 @@ pub struct Owner {
     pub pid: i32,
     /// Executable name.
     pub name: String,
+    /// Its parent, if readable (tells a master from its workers).
+    pub ppid: Option<i32>,
     /// Open fds, if readable.
     pub fds: Option<u64>,
     /// Its nofile limit, if readable.
@@ -31,8 +36,17 @@ impl Owner {
         Owner {
             pid,
             name: p.name(),
+            ppid: p.stat().ok().map(|s| s.ppid),
             fds: p.fd_count().ok(),
             nofile: p.limits().ok().map(|l| l.nofile()),
+        }
+    }
+
+    /// Open fds per thousand of the soft limit (0 when either is unknown).
+    pub fn fill_permille(&self) -> u64 {
+        match (self.fds, self.nofile.and_then(|n| n.soft)) {
+            (Some(fds), Some(soft)) => fds.saturating_mul(1000) / soft.max(1),
+            _ => 0,
         }
     }
 
@@ -43,7 +57,15 @@ impl Owner {
 
     /// `node[2100] at 1024/1024 open files` / `node[2100] 40/1024 open files`.
     pub fn describe(&self) -> String {
-        let who = format!("{}[{}]", self.name, self.pid);
+        self.describe_as(None)
+    }
+
+    /// The same with its role after the name: `nginx[13311] worker at 41/40 open files`.
+    pub fn describe_as(&self, role: Option<&str>) -> String {
+        let who = match role {
+            Some(r) => format!("{}[{}] {r}", self.name, self.pid),
+            None => format!("{}[{}]", self.name, self.pid),
+        };
         match (self.fds, self.nofile.and_then(|n| n.soft)) {
             (Some(fds), Some(soft)) if fds >= soft => format!("{who} at {fds}/{soft} open files"),
             (Some(fds), Some(soft)) => format!("{who} {fds}/{soft} open files"),
@@ -86,24 +108,31 @@ pub fn socket_inode(target: &str) -> Option<u64> {
         .ok()
 }
 
-/// For each inode, the PIDs holding it (a listener shared by forked workers has several),
-/// at most `max_per_inode` each. Processes owned by `uid` are looked at first; the scan
-/// stops once every inode has an owner, or at `deadline`. The second value says whether
-/// the scan was cut short by the deadline.
+/// For each inode, the PIDs holding it, at most `max_per_inode` each; `known` are holders
+/// already found (the selected processes), kept first. Every process is looked at (the
+/// workers of a pre-forking server hold the master's listener too), those owned by `uid`
+/// first, until `deadline`. The second value says whether the deadline cut the scan short.
 pub fn find_owners(
     root: &ProcRoot,
     inodes: &[u64],
+    known: &BTreeMap<u64, Vec<i32>>,
     uid: Option<u32>,
     deadline: Instant,
     max_per_inode: usize,
 ) -> (BTreeMap<u64, Vec<i32>>, bool) {
-    let mut found: BTreeMap<u64, Vec<i32>> = BTreeMap::new();
+    let mut found: BTreeMap<u64, Vec<i32>> = inodes
+        .iter()
+        .filter_map(|i| Some((*i, known.get(i)?.clone())))
+        .collect();
     let Ok(pids) = root.pids() else {
         return (found, false);
     };
     let me = std::process::id() as i32;
-    let (mut first, mut rest): (Vec<i32>, Vec<i32>) =
-        pids.into_iter().filter(|&p| p != me).partition(|&p| {
+    let done: Vec<i32> = found.values().flatten().copied().collect();
+    let (mut first, mut rest): (Vec<i32>, Vec<i32>) = pids
+        .into_iter()
+        .filter(|p| *p != me && !done.contains(p))
+        .partition(|&p| {
             uid.is_some_and(|u| {
                 fs::metadata(root.process(p).path(""))
                     .map(|m| m.uid() == u)
@@ -115,28 +144,78 @@ pub fn find_owners(
         if Instant::now() >= deadline {
             return (found, true);
         }
-        let all_found = inodes
-            .iter()
-            .all(|i| found.get(i).is_some_and(|v| !v.is_empty()));
-        if all_found && !inodes.is_empty() {
-            break;
-        }
         let Ok((held, cut)) = socket_inodes(root, pid, deadline) else {
             continue; // gone, or not ours to read
         };
+        for inode in held.into_iter().filter(|i| inodes.contains(i)) {
+            let owners = found.entry(inode).or_default();
+            if owners.len() < max_per_inode && !owners.contains(&pid) {
+                owners.push(pid);
+            }
+        }
         if cut {
             return (found, true);
         }
-        for inode in held {
-            if inodes.contains(&inode) {
-                let owners = found.entry(inode).or_default();
-                if owners.len() < max_per_inode && !owners.contains(&pid) {
-                    owners.push(pid);
-                }
-            }
-        }
     }
     (found, false)
+}
+
+/// What the holders of one listener say about a failure: `None` when none is known.
+///
+/// One holder: `owner node[2100] at 1024/1024 open files — accept() is likely failing with
+/// EMFILE` (or just its figures). Several: the one at its limit is named, a worker before
+/// the master (the master of a pre-forking server rarely accepts), with how many others
+/// are: `nginx[13311] worker at 41/40 open files — accept() is likely failing with EMFILE;
+/// 2 of 2 workers at their limit`. None at its limit: the fullest one, relative to its limit.
+pub fn holders_words(owners: &[Owner]) -> Option<String> {
+    const EMFILE: &str = " \u{2014} accept() is likely failing with EMFILE";
+    match owners {
+        [] => return None,
+        [one] if one.at_fd_limit() => return Some(format!("owner {}{EMFILE}", one.describe())),
+        [one] => return Some(format!("owner {}", one.describe())),
+        _ => {}
+    }
+    let is_holder = |pid: Option<i32>| pid.is_some_and(|p| owners.iter().any(|o| o.pid == p));
+    let is_worker = |o: &Owner| is_holder(o.ppid);
+    let workers = owners.iter().filter(|o| is_worker(o)).count();
+    // Master/worker words only where the holders are a parent and its children.
+    let role = |o: &Owner| match (workers, is_worker(o)) {
+        (0, _) => None,
+        (_, true) => Some("worker"),
+        (_, false) => Some("master"),
+    };
+    let at_limit: Vec<&Owner> = owners.iter().filter(|o| o.at_fd_limit()).collect();
+    let Some(named) = at_limit
+        .iter()
+        .find(|o| is_worker(o))
+        .or_else(|| at_limit.first())
+    else {
+        let fullest = owners.iter().max_by_key(|o| o.fill_permille())?;
+        return Some(format!(
+            "{} holders, none at its open-files limit (fullest {})",
+            owners.len(),
+            fullest.describe_as(role(fullest))
+        ));
+    };
+    let count = if workers == 0 {
+        format!(
+            "{} of {} holders at their limit",
+            at_limit.len(),
+            owners.len()
+        )
+    } else {
+        let n = at_limit.iter().filter(|o| is_worker(o)).count();
+        let master_too = at_limit.iter().any(|o| !is_worker(o)) && is_worker(named);
+        let plural = if workers == 1 { "" } else { "s" };
+        format!(
+            "{n} of {workers} worker{plural} at their limit{}",
+            if master_too { ", the master too" } else { "" }
+        )
+    };
+    Some(format!(
+        "{}{EMFILE}; {count}",
+        named.describe_as(role(named))
+    ))
 }
 
 #[cfg(test)]
@@ -155,6 +234,7 @@ mod tests {
         let o = Owner {
             pid: 2100,
             name: "node".into(),
+            ppid: Some(1),
             fds: Some(1024),
             nofile: Some(Rlimit {
                 soft: Some(1024),
@@ -182,10 +262,65 @@ mod tests {
         // The scan skips the calling process itself (the plugin never holds the
         // listener), so here the inode has no owner, and a past deadline stops at once.
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
-        let (found, cut) = find_owners(&root, &[inode], None, deadline, 4);
+        let (found, cut) = find_owners(&root, &[inode], &BTreeMap::new(), None, deadline, 4);
         assert!(!cut);
         assert!(found.get(&inode).is_none_or(|v| !v.contains(&me)));
-        let (_, cut) = find_owners(&root, &[inode], None, Instant::now(), 4);
+        let (_, cut) = find_owners(&root, &[inode], &BTreeMap::new(), None, Instant::now(), 4);
         assert!(cut);
+    }
+
+    fn held(pid: i32, ppid: i32, fds: u64, soft: u64) -> Owner {
+        Owner {
+            pid,
+            name: "nginx".into(),
+            ppid: Some(ppid),
+            fds: Some(fds),
+            nofile: Some(Rlimit {
+                soft: Some(soft),
+                hard: Some(soft),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_pre_forking_server_is_judged_by_its_workers() {
+        let master = held(13255, 1, 15, 1024);
+        let w1 = held(13311, 13255, 41, 40);
+        let w2 = held(13312, 13255, 41, 40);
+        assert_eq!(
+            holders_words(&[master.clone(), w1.clone(), w2.clone()]).unwrap(),
+            "nginx[13311] worker at 41/40 open files \u{2014} accept() is likely failing with EMFILE; 2 of 2 workers at their limit"
+        );
+        let idle = held(13312, 13255, 12, 40);
+        assert_eq!(
+            holders_words(&[master.clone(), idle.clone(), w1.clone()]).unwrap(),
+            "nginx[13311] worker at 41/40 open files \u{2014} accept() is likely failing with EMFILE; 1 of 2 workers at their limit"
+        );
+        // The master is named only when it is the one at its limit.
+        let full_master = held(13255, 1, 1024, 1024);
+        assert_eq!(
+            holders_words(&[full_master.clone(), idle.clone()]).unwrap(),
+            "nginx[13255] master at 1024/1024 open files \u{2014} accept() is likely failing with EMFILE; 0 of 1 worker at their limit"
+        );
+        assert_eq!(
+            holders_words(&[full_master, w1.clone()]).unwrap(),
+            "nginx[13311] worker at 41/40 open files \u{2014} accept() is likely failing with EMFILE; 1 of 1 worker at their limit, the master too"
+        );
+        // Nobody at the limit: the fullest, relative to its own limit.
+        assert_eq!(
+            holders_words(&[master.clone(), idle]).unwrap(),
+            "2 holders, none at its open-files limit (fullest nginx[13312] worker 12/40 open files)"
+        );
+        // Holders that are not parent and child (a socket passed over a unix socket).
+        let other = held(500, 1, 40, 40);
+        assert_eq!(
+            holders_words(&[master.clone(), other]).unwrap(),
+            "nginx[500] at 40/40 open files \u{2014} accept() is likely failing with EMFILE; 1 of 2 holders at their limit"
+        );
+        assert_eq!(
+            holders_words(&[master]).unwrap(),
+            "owner nginx[13255] 15/1024 open files"
+        );
+        assert_eq!(holders_words(&[]), None);
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use procguard_common::files::{self, Follow};
-use procguard_common::proc::{Limits, ProcRoot, Process, Rlimit};
+use procguard_common::proc::{limits, Limits, ProcRoot, Process, Rlimit};
 use procguard_common::select::{pid_from_pidfile, Selected};
 use procguard_common::{accounts, systemd, CheckError, Status};
 
@@ -189,7 +189,11 @@ impl Acquirer {
         };
         let key = format!("{unit} {}", items.join(","));
         let props = self.units.entry(key).or_insert_with(|| {
-            let mut names = systemd::limit_property_names(items);
+            let mut names: Vec<String> = items
+                .iter()
+                .filter_map(|i| limits::item(i))
+                .flat_map(limits::LimitItem::systemd_properties)
+                .collect();
             names.push("LoadState".into());
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             systemd::show(&unit, &names)

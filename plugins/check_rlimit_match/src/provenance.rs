@@ -219,7 +219,7 @@ impl Supervisor {
             .map(|f| format!("ulimit -{f} {single}"))
             .unwrap_or_else(|| format!("a raised {item} limit"));
         let now = format!("now: prlimit --pid {pid} --{item}={value}");
-        let prop = procguard_common::systemd::limit_property(item).unwrap_or("Limit...");
+        let prop = procguard_common::proc::limits::item(item).map_or("Limit...", |i| i.systemd);
         let how = match self {
             Supervisor::Monit => format!(
                 "{who} passes its own limits to what it starts: put '{ulimit}' in the start program (start program = \"/bin/sh -c '{ulimit}; exec ...'\") or raise Monit's own limit"
