@@ -71,9 +71,9 @@ pub struct Acquirer {
 }
 
 impl Acquirer {
-    /// Reads the run's [`Facts`].
-    pub fn new(args: &Args) -> Acquirer {
-        let root = ProcRoot::new(&args.common.proc_root);
+    /// Reads the run's [`Facts`]; `--proc-root` must be a procfs.
+    pub fn new(args: &Args) -> Result<Acquirer, CheckError> {
+        let root = ProcRoot::open(&args.common.proc_root)?;
         let flavor = match args.pam_flavor {
             PamFlavor::Upstream => Flavor::Upstream,
             PamFlavor::Debian => Flavor::Debian,
@@ -85,13 +85,13 @@ impl Acquirer {
             pid1: root.process(1).limits().ok(),
             flavor,
         };
-        Acquirer {
+        Ok(Acquirer {
             root,
             facts,
             accounts: None,
             confs: HashMap::new(),
             units: HashMap::new(),
-        }
+        })
     }
 
     /// The /proc to read.

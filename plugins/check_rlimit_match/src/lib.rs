@@ -135,7 +135,7 @@ pub enum PamFlavor {
 /// The check: plan the jobs, then for each selected process acquire → evaluate → render.
 pub fn check(args: &Args) -> Result<Report, CheckError> {
     let jobs = plan::jobs(args)?;
-    let mut acquirer = Acquirer::new(args);
+    let mut acquirer = Acquirer::new(args)?;
     let mut run = Run::default();
     let mut report = Report::default();
     for job in &jobs {
