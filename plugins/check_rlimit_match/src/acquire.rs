@@ -7,19 +7,19 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use procguard_common::files::{self, Follow};
-use procguard_common::proc::{limits, Limits, ProcRoot, Process, Rlimit};
+use procguard_common::proc::{limits, Limits, ProcRoot, Process};
 use procguard_common::select::{pid_from_pidfile, Selected};
 use procguard_common::{accounts, systemd, CheckError, Status};
 
 use crate::expectation::Note;
 use crate::limits_conf::{self, ConfFile, Flavor};
 use crate::plan::{Job, Like, UnitChoice};
-use crate::provenance::{self, Trace};
 use crate::source::like::LikeInput;
 use crate::source::pam::PamInput;
 use crate::source::unit::UnitInput;
 use crate::users::{self, GroupEntry, PasswdEntry};
 use crate::{Args, PamFlavor};
+use procguard_common::provenance::{self, Provenance};
 
 /// What holds for the whole run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub struct Observation {
     pub like: Option<Result<LikeInput, Note>>,
     /// Where each too-low item's value came from (filled by [`Acquirer::trace`], only for
     /// the items evaluation finds too low).
-    pub origins: BTreeMap<&'static str, Trace>,
+    pub origins: BTreeMap<&'static str, Provenance>,
 }
 
 type Accounts = Rc<(Vec<PasswdEntry>, Vec<GroupEntry>)>;
@@ -140,8 +140,8 @@ impl Acquirer {
     }
 
     /// Walks the parent chain of `pid` to find where its value of `item` came from.
-    pub fn trace(&self, pid: i32, item: &str, value: Rlimit) -> Trace {
-        provenance::trace(&self.root, pid, item, value)
+    pub fn trace(&self, pid: i32, item: &str) -> Provenance {
+        provenance::trace(&self.root, pid, item)
     }
 
     fn pam(&mut self, path: &Path, p: &Process) -> Result<PamInput, Note> {
