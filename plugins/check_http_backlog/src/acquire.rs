@@ -17,6 +17,7 @@ use crate::owner::{self, Owner};
 use crate::probe::{self, Outcome, Probe};
 use crate::procnet::{self, TcpExt};
 use crate::sock_diag::{self, DiagError, Families};
+use crate::target::{self, Target};
 use crate::tls::Setup;
 
 /// Where the listeners came from.
@@ -34,6 +35,8 @@ const MAX_HOLDERS: usize = 256;
 /// What one run saw. Plain data: the evaluation needs nothing else.
 #[derive(Debug, Clone)]
 pub struct Observation {
+    /// The listeners asked for.
+    pub target: Target,
     /// The listeners checked, sorted by port, family, address and inode.
     pub listeners: Vec<Listener>,
     /// Where they came from.
@@ -58,7 +61,8 @@ pub struct Observation {
     pub after_probe: Option<(BTreeMap<u64, u64>, Option<HostCounters>)>,
     /// The boot id (a reboot resets every counter).
     pub boot_id: String,
-    /// Per port: the local addresses of its established connections, or why not read.
+    /// With `--established`, per port: the local addresses of its established connections,
+    /// or why they could not be read.
     pub established: BTreeMap<u16, Result<Vec<IpAddr>, String>>,
     /// The processes holding each listener (by inode), once looked up.
     pub owners: Option<BTreeMap<u64, Vec<Owner>>>,
@@ -68,6 +72,7 @@ impl Observation {
     /// Nothing seen yet.
     pub fn new(source: Source, fallback: Option<String>) -> Observation {
         Observation {
+            target: Target::default(),
             listeners: Vec::new(),
             source,
             fallback,
@@ -88,11 +93,11 @@ impl Observation {
 /// Reads everything but the owners. Selection failures ("not running") are in `notes`,
 /// with no listeners.
 pub fn observe(args: &Args, root: &ProcRoot, deadline: Instant) -> Result<Observation, CheckError> {
-    let (mut listeners, source, fallback) = read_listeners(args, root)?;
-    if let Some(addr) = args.address {
-        listeners.retain(|l| l.serves(addr));
-    }
+    let target = Target::from_args(args)?;
+    let (mut listeners, source, fallback) = read_listeners(args, root, target.port)?;
+    listeners.retain(|l| target.wants(l));
     let mut obs = Observation::new(source, fallback);
+    obs.target = target;
     if !args.select.is_empty() {
         select(args, root, deadline, &mut obs)?;
         if obs.selected.as_ref().is_some_and(Vec::is_empty) {
@@ -102,7 +107,7 @@ pub fn observe(args: &Args, root: &ProcRoot, deadline: Instant) -> Result<Observ
     }
     listeners.sort_by_key(|l| (l.port, l.addr.is_ipv6(), l.addr, l.inode));
     obs.listeners = listeners;
-    if let Some((url, probed)) = crate::probe_target(args, &obs.listeners) {
+    if let Some((url, probed)) = target::probe(args, &obs.target, &obs.listeners) {
         let tls = Setup::new(&args.tls).map_err(CheckError::Other)?;
         let target = probe::Target {
             url: url.clone(),
@@ -122,7 +127,9 @@ pub fn observe(args: &Args, root: &ProcRoot, deadline: Instant) -> Result<Observ
         obs.after_probe = Some(drops_after_probe(args, root, &obs.listeners));
     }
     obs.boot_id = root.boot_id().unwrap_or_default();
-    obs.established = established_by_port(root, source, &obs.listeners);
+    if args.established {
+        obs.established = established_by_port(root, source, &obs.listeners);
+    }
     Ok(obs)
 }
 
@@ -177,11 +184,12 @@ fn select(
 fn read_listeners(
     args: &Args,
     root: &ProcRoot,
+    port: Option<u16>,
 ) -> Result<(Vec<Listener>, Source, Option<String>), CheckError> {
     let why_not = if args.no_sock_diag {
         "sock_diag not used (--no-sock-diag)".to_string()
     } else {
-        match sock_diag::listeners(args.port) {
+        match sock_diag::listeners(port) {
             Ok(sockets) => {
                 let listeners = sockets.into_iter().map(Listener::from_diag).collect();
                 return Ok((listeners, Source::SockDiag, None));
@@ -193,7 +201,7 @@ fn read_listeners(
     let rows = proc_net_tcp(root, sock_diag::TCP_LISTEN)?;
     let listeners = rows
         .into_iter()
-        .filter(|r| args.port.is_none_or(|p| r.port == p))
+        .filter(|r| port.is_none_or(|p| r.port == p))
         .map(|r| Listener {
             addr: r.addr,
             port: r.port,
@@ -247,7 +255,7 @@ fn drops_after_probe(
 ) -> (BTreeMap<u64, u64>, Option<HostCounters>) {
     let mut per_listener = BTreeMap::new();
     if listeners.iter().any(|l| l.drops.is_some()) {
-        if let Ok((now, _, _)) = read_listeners(args, root) {
+        if let Ok((now, _, _)) = read_listeners(args, root, None) {
             for l in now {
                 if let Some(d) = l.drops {
                     per_listener.insert(l.inode, d);
@@ -335,7 +343,7 @@ pub fn owners(root: &ProcRoot, obs: &mut Observation, deadline: Instant) {
 /// Takes the prior state of this check and stores the next one, under the state lock. A
 /// state store that cannot be used costs the drop deltas only.
 pub fn swap_state(args: &Args, obs: &Observation) -> Prior {
-    let key = format!("http_backlog {}", crate::target_key(args));
+    let key = format!("http_backlog {}", target::state_key(args, &obs.target));
     let updated = args.state.open().and_then(|dir| {
         dir.update::<Saved, Saved>(&key, |saved, _origin| {
             let next = crate::evaluate::next_state(saved, obs);
