@@ -90,6 +90,10 @@ pub struct Args {
     #[command(flatten)]
     pub tls: TlsArgs,
 
+    /// Look in this network namespace (a PID, /proc/PID/ns/net, or /run/netns/NAME) instead of the selected processes' own or this host's; sock_diag inside it needs CAP_SYS_ADMIN, else /proc/PID/net/tcp is read
+    #[arg(long, value_name = "NS")]
+    pub netns: Option<String>,
+
     /// Also count each listener's established connections (perfdata STEM_established); the kernel walks every established socket of the family for it, so its cost grows with the host's connections
     #[arg(long)]
     pub established: bool,

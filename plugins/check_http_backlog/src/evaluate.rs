@@ -460,6 +460,13 @@ fn details(report: &mut Report, obs: &Observation, args: &Args, prior: &Prior) {
             "the backlog is unknown without sock_diag: give --backlog N for the percent thresholds",
         );
     }
+    report.verbose_detail(match (&obs.netns, obs.source) {
+        (None, _) => "network namespace: the plugin's own".to_string(),
+        (Some((_, ns)), Source::SockDiag) => {
+            format!("network namespace: {ns}, read with sock_diag inside it")
+        }
+        (Some((_, ns)), Source::ProcNetTcp) => format!("network namespace: {ns}"),
+    });
     if let Some(note) = &prior.note {
         report.detail(note.clone());
     }

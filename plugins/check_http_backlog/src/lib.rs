@@ -17,10 +17,12 @@ pub mod acquire;
 pub mod args;
 pub mod evaluate;
 pub mod listener;
+pub mod netns;
 pub mod owner;
 pub mod probe;
 pub mod procnet;
 pub mod sock_diag;
+pub mod sockets;
 pub mod target;
 pub mod tls;
 
