@@ -7,9 +7,8 @@
 //! with systemd, or a hung call each become one clear [`CheckError`] (UNKNOWN) naming the
 //! cause.
 //!
-//! Limits: `LimitNOFILE` is the **hard** limit and `LimitNOFILESoft` the soft one; `infinity`
-//! means no limit (RLIM_INFINITY). Values are in the kernel's units, the same as in
-//! /proc/PID/limits (bytes, seconds, microseconds for RTTIME, the raw 0..40 value for NICE).
+//! A unit's `Limit*` properties are read through the table of limit items
+//! ([`crate::proc::limits::LimitItem::from_systemd`]).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -19,8 +18,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::CheckError;
-use crate::proc::limits::{self, parse_limit};
-use crate::proc::Rlimit;
 
 /// How long [`show`] waits for `systemctl` before giving up.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,12 +30,6 @@ pub fn unit_name(unit: &str) -> String {
     } else {
         format!("{unit}.service")
     }
-}
-
-/// systemd's hard-limit property for a limits.conf item (`nofile` -> `LimitNOFILE`), from
-/// the one table of limit items.
-pub fn limit_property(item: &str) -> Option<&'static str> {
-    limits::item(item).map(|i| i.systemd)
 }
 
 /// Parses `systemctl show` output: one `Key=Value` per line, split at the first `=` (values
@@ -56,33 +47,6 @@ pub fn parse_show(text: &str) -> HashMap<String, String> {
         }
     }
     map
-}
-
-/// A unit's limit for a limits.conf item from parsed `systemctl show` properties: hard from
-/// `Limit<ITEM>`, soft from `Limit<ITEM>Soft` (equal to hard when an older systemd does not
-/// print the soft property). `Ok(None)` when the properties do not mention the item.
-pub fn unit_limit(props: &HashMap<String, String>, item: &str) -> Result<Option<Rlimit>, String> {
-    let Some(prop) = limit_property(item) else {
-        return Err(format!("{item:?} is not a limit item"));
-    };
-    let Some(hard_text) = props.get(prop) else {
-        return Ok(None);
-    };
-    let hard = parse_limit(hard_text).map_err(|e| format!("{prop}: {e}"))?;
-    let soft = match props.get(&format!("{prop}Soft")) {
-        Some(text) => parse_limit(text).map_err(|e| format!("{prop}Soft: {e}"))?,
-        None => hard,
-    };
-    Ok(Some(Rlimit { soft, hard }))
-}
-
-/// The `--property=` names to ask for to learn the limits of `items` (hard and soft each).
-pub fn limit_property_names(items: &[&str]) -> Vec<String> {
-    items
-        .iter()
-        .filter_map(|i| limit_property(i))
-        .flat_map(|p| [p.to_string(), format!("{p}Soft")])
-        .collect()
 }
 
 /// Runs `systemctl show --property=P1,P2 UNIT` and parses the result; waits at most
@@ -220,49 +184,6 @@ mod tests {
         assert_eq!(two["NRestarts"], "1");
         assert_eq!(two.len(), 2);
         assert!(parse_show("").is_empty());
-    }
-
-    #[test]
-    fn soft_and_hard_split() {
-        let p = parse_show(NGINX);
-        assert_eq!(
-            unit_limit(&p, "nofile"),
-            Ok(Some(Rlimit {
-                soft: Some(1024),
-                hard: Some(524288)
-            }))
-        );
-        assert_eq!(
-            unit_limit(&p, "core"),
-            Ok(Some(Rlimit {
-                soft: Some(0),
-                hard: None
-            }))
-        );
-        assert_eq!(unit_limit(&p, "nproc"), Ok(None));
-        // Older systemd prints only the hard property: it is both.
-        let old = parse_show("LimitNOFILE=4096\n");
-        assert_eq!(
-            unit_limit(&old, "nofile"),
-            Ok(Some(Rlimit {
-                soft: Some(4096),
-                hard: Some(4096)
-            }))
-        );
-        let bad = parse_show("LimitNOFILE=lots\n");
-        assert!(unit_limit(&bad, "nofile")
-            .unwrap_err()
-            .starts_with("LimitNOFILE: "));
-        assert!(unit_limit(&p, "bogus").is_err());
-        assert_eq!(
-            limit_property_names(&["nofile", "core"]),
-            [
-                "LimitNOFILE",
-                "LimitNOFILESoft",
-                "LimitCORE",
-                "LimitCORESoft"
-            ]
-        );
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! procfs has a `Limits` parser, but it stops silently at a read error, asserts on unknown
 //! rows under test and has no mapping to limits.conf item names, which every plugin needs.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::number::percent;
@@ -258,6 +260,30 @@ pub const ITEMS: [LimitItem; 16] = [
     ),
 ];
 
+impl LimitItem {
+    /// The `systemctl show` properties holding this limit: hard, then soft
+    /// (`LimitNOFILE`, `LimitNOFILESoft`).
+    pub fn systemd_properties(&self) -> [String; 2] {
+        [self.systemd.to_string(), format!("{}Soft", self.systemd)]
+    }
+
+    /// A unit's limit from parsed `systemctl show` properties (docs/contract.md §11.8): hard
+    /// from `Limit<ITEM>`, soft from `Limit<ITEM>Soft` (equal to hard when an older systemd
+    /// does not print the soft property); `Ok(None)` when the properties do not mention it.
+    pub fn from_systemd(&self, props: &HashMap<String, String>) -> Result<Option<Rlimit>, String> {
+        let [hard_prop, soft_prop] = self.systemd_properties();
+        let Some(hard_text) = props.get(&hard_prop) else {
+            return Ok(None);
+        };
+        let hard = parse_limit(hard_text).map_err(|e| format!("{hard_prop}: {e}"))?;
+        let soft = match props.get(&soft_prop) {
+            Some(text) => parse_limit(text).map_err(|e| format!("{soft_prop}: {e}"))?,
+            None => hard,
+        };
+        Ok(Some(Rlimit { soft, hard }))
+    }
+}
+
 /// The item called `name` (a limits.conf item name), if there is one.
 pub fn item(name: &str) -> Option<&'static LimitItem> {
     ITEMS.iter().find(|i| i.name == name)
@@ -474,6 +500,51 @@ mod tests {
         }
         assert_eq!(item_name("rttime"), Some("rttime"));
         assert!(item_names().starts_with("cpu, fsize, "));
+    }
+
+    #[test]
+    fn unit_limits_from_systemctl_show() {
+        let props = |text: &str| -> HashMap<String, String> {
+            text.lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        // Captured from `systemctl show nginx` (systemd 257).
+        let nginx = props(
+            "LimitCORE=infinity\nLimitCORESoft=0\nLimitNOFILE=524288\nLimitNOFILESoft=1024\n",
+        );
+        let of = |name: &str, p: &HashMap<String, String>| item(name).unwrap().from_systemd(p);
+        assert_eq!(
+            of("nofile", &nginx),
+            Ok(Some(Rlimit {
+                soft: Some(1024),
+                hard: Some(524_288)
+            }))
+        );
+        assert_eq!(
+            of("core", &nginx),
+            Ok(Some(Rlimit {
+                soft: Some(0),
+                hard: None
+            }))
+        );
+        assert_eq!(of("nproc", &nginx), Ok(None));
+        // Older systemd prints only the hard property: it is both.
+        assert_eq!(
+            of("nofile", &props("LimitNOFILE=4096\n")),
+            Ok(Some(Rlimit {
+                soft: Some(4096),
+                hard: Some(4096)
+            }))
+        );
+        assert!(of("nofile", &props("LimitNOFILE=lots\n"))
+            .unwrap_err()
+            .starts_with("LimitNOFILE: "));
+        assert_eq!(
+            item("core").unwrap().systemd_properties(),
+            ["LimitCORE", "LimitCORESoft"]
+        );
     }
 
     #[test]

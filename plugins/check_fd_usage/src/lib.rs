@@ -203,7 +203,7 @@ impl Rules {
 
 /// The check.
 pub fn check(args: &Args) -> Result<Report, CheckError> {
-    let root = ProcRoot::new(&args.common.proc_root);
+    let root = ProcRoot::open(&args.common.proc_root)?;
     let rules = Rules::new(args)?;
     let mut report = Report::default();
     let bare = args.select.is_empty() && !args.all && !args.system;

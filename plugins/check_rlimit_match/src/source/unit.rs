@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use procguard_common::proc::limits::show;
-use procguard_common::{systemd, Status};
+use procguard_common::proc::limits::{self, show};
+use procguard_common::Status;
 
 use crate::expectation::{Comparison, Expectation, Half, Kind, Note};
 use crate::source::Expected;
@@ -37,10 +37,11 @@ pub fn expectations(
     }
     out.kinds.insert(Kind::Unit(unit.clone()));
     for item in items {
-        let Some(prop) = systemd::limit_property(item) else {
+        let Some(limit_item) = limits::item(item) else {
             continue;
         };
-        match systemd::unit_limit(props, item) {
+        let prop = limit_item.systemd;
+        match limit_item.from_systemd(props) {
             Ok(Some(l)) => {
                 for half in Half::BOTH {
                     let name = match half {
@@ -95,7 +96,7 @@ mod tests {
     fn run(unit: &str, text: &str, items: &[&'static str]) -> Expected {
         let input = UnitInput {
             unit: unit.into(),
-            props: Rc::new(systemd::parse_show(text)),
+            props: Rc::new(procguard_common::systemd::parse_show(text)),
         };
         let mut out = Expected::default();
         expectations(&input, items, Some(1_048_576), &mut out);
