@@ -103,7 +103,9 @@ pub fn observe(args: &Args, root: &ProcRoot, deadline: Instant) -> Result<Observ
     let net = Net {
         root,
         ns: ns.as_ref(),
-        no_sock_diag: args.no_sock_diag,
+        // Tests reach the /proc/net/tcp fallback through a seam of test builds only.
+        no_sock_diag: procguard_common::seam::var(procguard_common::seam::Seam::NoSockDiag)
+            .is_some(),
     };
     read(args, &net, &mut obs)?;
     Ok(obs)

@@ -97,10 +97,6 @@ pub struct Args {
     /// Also count each listener's established connections (perfdata STEM_established); the kernel walks every established socket of the family for it, so its cost grows with the host's connections
     #[arg(long)]
     pub established: bool,
-
-    /// Read /proc/net/tcp instead of sock_diag (as where sock_diag is unavailable)
-    #[arg(long, hide = true)]
-    pub no_sock_diag: bool,
 }
 
 impl CheckArgs for Args {

@@ -29,7 +29,7 @@ pub struct Net<'a> {
     pub root: &'a ProcRoot,
     /// `None`: the plugin's own namespace.
     pub ns: Option<&'a NetNs>,
-    /// `--no-sock-diag`: read /proc as where sock_diag is unavailable.
+    /// Read /proc as where sock_diag is unavailable (a test seam).
     pub no_sock_diag: bool,
 }
 
@@ -98,7 +98,7 @@ impl Net<'_> {
         backlog: Option<u32>,
     ) -> Result<(Vec<Listener>, Source, Option<String>), CheckError> {
         let why_not = if self.no_sock_diag {
-            "sock_diag not used (--no-sock-diag)".to_string()
+            "sock_diag not used (turned off by a test)".to_string()
         } else {
             match self.diag(move || sock_diag::listeners(port)) {
                 Ok(sockets) => {
