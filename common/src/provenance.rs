@@ -24,7 +24,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::proc::limits::show;
-use crate::proc::{ProcRoot, Process, Rlimit};
+use crate::proc::{who, ProcRoot, Process, Rlimit};
 
 /// How far up the chain is walked (a guard against a corrupt or looping tree).
 const MAX_DEPTH: usize = 64;
@@ -51,7 +51,7 @@ impl Ancestor {
         let limits = p.limits().map_err(|e| e.to_string())?;
         Ok(limits.get(item).map(|limit| Ancestor {
             pid: p.pid(),
-            name: display_name(p),
+            name: p.name(),
             cmdline: p.cmdline().map(|a| a.join(" ")).unwrap_or_default(),
             limit,
         }))
@@ -59,33 +59,7 @@ impl Ancestor {
 
     /// `monit[812]`.
     pub fn who(&self) -> String {
-        format!("{}[{}]", self.name, self.pid)
-    }
-}
-
-/// The name a process is shown by: `comm` when it names a script run by an interpreter
-/// (`supervisord`, not `python3.11`), else the full executable name.
-fn display_name(p: &Process) -> String {
-    let name = p.name();
-    let comm = p.stat().map(|s| s.comm).unwrap_or_default();
-    // A retitled argv (`nginx: worker process`, `PM2 v5.3.0: God Daemon`) is no name.
-    // Without a readable exe, argv[0] may be retitled (`nginx: worker process`) or a
-    // link (`/sbin/init`): `comm`, which every user can read, names it when they disagree.
-    if p.exe_name().is_none()
-        && !comm.is_empty()
-        && (!name.starts_with(&comm) || name.contains(' '))
-    {
-        return comm;
-    }
-    let interpreter = [
-        "python", "perl", "ruby", "node", "sh", "bash", "dash", "java",
-    ]
-    .iter()
-    .any(|i| name.starts_with(i));
-    if interpreter && !comm.is_empty() && !name.starts_with(&comm) {
-        comm
-    } else {
-        name
+        who(&self.name, self.pid)
     }
 }
 
@@ -334,47 +308,16 @@ fn parse_environ(text: &str) -> Vec<(String, String)> {
 
 /// The runtime and container id or name a cgroup path names.
 pub fn container_in_cgroup(path: &str) -> Option<(Runtime, String)> {
-    let parts: Vec<&str> = path.split('/').collect();
-    for (i, c) in parts.iter().enumerate() {
-        let scope = |prefix: &str| {
-            c.strip_prefix(prefix)
-                .and_then(|r| r.strip_suffix(".scope"))
-                .map(str::to_string)
-        };
-        let next = || parts.get(i + 1).map(|s| (*s).to_string());
-        let found = if let Some(id) = scope("docker-") {
-            Some((Runtime::Docker, id))
-        } else if let Some(id) = scope("cri-containerd-") {
-            Some((Runtime::Kubernetes, id))
-        } else if let Some(id) = scope("libpod-") {
-            Some((Runtime::Podman, id))
-        } else if let Some(name) = scope("machine-") {
-            Some((Runtime::Nspawn, name))
-        } else if let Some(name) = c.strip_prefix("lxc.payload.") {
-            Some((Runtime::Lxc, name.to_string()))
-        } else if *c == "docker" {
-            next().map(|id| (Runtime::Docker, id))
-        } else if *c == "lxc" {
-            next().map(|n| (Runtime::Lxc, n))
-        } else if c.starts_with("kubepods") {
-            parts.last().map(|last| {
-                let id = ["cri-containerd-", "crio-", "docker-"]
-                    .iter()
-                    .find_map(|p| last.strip_prefix(p))
-                    .unwrap_or(last);
-                (
-                    Runtime::Kubernetes,
-                    id.trim_end_matches(".scope").to_string(),
-                )
-            })
-        } else {
-            None
-        };
-        if found.as_ref().is_some_and(|(_, id)| !id.is_empty()) {
-            return found;
-        }
-    }
-    None
+    use crate::proc::container::{in_cgroup_path, Runtime as Rt};
+    let c = in_cgroup_path(path)?;
+    let runtime = match c.runtime {
+        Rt::Docker => Runtime::Docker,
+        Rt::Containerd | Rt::CriO => Runtime::Kubernetes,
+        Rt::Podman => Runtime::Podman,
+        Rt::Lxc => Runtime::Lxc,
+        Rt::Machine => Runtime::Nspawn,
+    };
+    Some((runtime, c.key))
 }
 
 /// Who starts the service: the process (when found) and what it calls the service.
@@ -468,12 +411,10 @@ pub fn trace(root: &ProcRoot, pid: i32, item: &str) -> Provenance {
     );
     let mut t = Provenance {
         pid,
-        who: me
-            .as_ref()
-            .map_or_else(|| format!("{}[{pid}]", display_name(&p)), Ancestor::who),
+        who: me.as_ref().map_or_else(|| p.who(), Ancestor::who),
         name: p.name(),
         comm: p.stat().map(|s| s.comm).unwrap_or_default(),
-        display: display_name(&p),
+        display: p.name(),
         item: item.to_string(),
         actual,
         chain: Vec::new(),
@@ -994,7 +935,7 @@ fn orphaned(root: &ProcRoot, pid: i32) -> Option<String> {
     let stat = root.process(pid).stat().ok()?;
     let parent = root.process(stat.ppid);
     let now = if stat.ppid > 0 {
-        format!("{}[{}]", display_name(&parent), stat.ppid)
+        who(&parent.name(), stat.ppid)
     } else {
         "nobody".to_string()
     };

@@ -158,10 +158,10 @@ fn node_raised_its_soft_limit_under_monit() {
     assert_eq!(p.hard_from.as_ref().unwrap().pid, 812);
     assert_eq!(
         p.summary(),
-        ", hard limit inherited from monit[812] (nofile 1024:4096); node raised its soft limit to it"
+        ", hard limit inherited from monit[812] (nofile 1024:4096); server.js raised its soft limit to it"
     );
     assert!(
-        p.story().contains("node raised its own soft limit to its hard limit at start (as Node.js and Go do), so the inherited hard limit 4096 is what binds"),
+        p.story().contains("server.js raised its own soft limit to its hard limit at start (as Node.js and Go do), so the inherited hard limit 4096 is what binds"),
         "{}",
         p.story()
     );
@@ -170,7 +170,10 @@ fn node_raised_its_soft_limit_under_monit() {
         fix.starts_with(&format!("fix (monit): start program = \"/bin/sh -c 'ulimit -Hn 65536; ...'\" in 'check process incident-node' of {rc_s}")),
         "{fix}"
     );
-    assert!(fix.contains("node raises its soft limit to it"), "{fix}");
+    assert!(
+        fix.contains("server.js raises its soft limit to it"),
+        "{fix}"
+    );
     assert!(
         fix.contains("raising a hard limit needs root or CAP_SYS_RESOURCE"),
         "{fix}"
