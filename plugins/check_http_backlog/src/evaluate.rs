@@ -203,22 +203,16 @@ fn missing(obs: &Observation, args: &Args) -> Option<String> {
         Some(who) => Some(format!(
             "{} holds no {}",
             who.join(", "),
-            match (&args.unix, args.port) {
+            match (&args.unix, obs.target.port) {
                 _ if args.unix_only => "Unix stream listener".to_string(),
                 (Some(path), None) => format!("listener on {path}"),
                 (_, Some(p)) => format!("TCP listener on port {p}"),
                 (None, None) => "TCP listener".to_string(),
             }
         )),
-        None if tcp || args.port.is_none() => None,
-        None => {
-            let port = args.port.unwrap_or(0);
-            Some(match args.address {
-                Some(a) if a.is_ipv6() => format!("nothing listens on [{a}]:{port}"),
-                Some(a) => format!("nothing listens on {a}:{port}"),
-                None => format!("nothing listens on port {port}"),
-            })
-        }
+        // Only a Unix listener was asked for.
+        None if tcp || (args.unix.is_some() && obs.target.port.is_none()) => None,
+        None => Some(format!("nothing listens on {}", obs.target.describe())),
     }
 }
 
@@ -480,6 +474,13 @@ fn details(report: &mut Report, obs: &Observation, args: &Args, prior: &Prior) {
             "the backlog is unknown without sock_diag: give --backlog N for the percent thresholds",
         );
     }
+    report.verbose_detail(match (&obs.netns, obs.source) {
+        (None, _) => "network namespace: the plugin's own".to_string(),
+        (Some((_, ns)), Source::SockDiag) => {
+            format!("network namespace: {ns}, read with sock_diag inside it")
+        }
+        (Some((_, ns)), Source::ProcNetTcp) => format!("network namespace: {ns}"),
+    });
     if let Some(note) = &prior.note {
         report.detail(note.clone());
     }
@@ -824,7 +825,11 @@ mod tests {
 
     #[test]
     fn nothing_listens_and_unusable_state() {
-        let o = observed(vec![]);
+        let mut o = observed(vec![]);
+        o.target = crate::target::Target {
+            port: Some(8080),
+            addresses: vec!["::1".parse().unwrap()],
+        };
         let prior = Prior {
             error: Some("cannot use state directory /x: Permission denied".into()),
             ..Prior::default()

@@ -17,22 +17,23 @@ pub mod acquire;
 pub mod args;
 pub mod evaluate;
 pub mod listener;
+pub mod netns;
 pub mod owner;
 pub mod probe;
 pub mod procnet;
 pub mod sock_diag;
+pub mod sockets;
+pub mod target;
 pub mod tls;
 pub mod unix;
 pub mod unix_diag;
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use procguard_common::proc::ProcRoot;
 use procguard_common::{CheckError, Report};
 
 pub use crate::args::Args;
-use crate::listener::Listener;
 
 /// The check: acquire, evaluate (once more with the listeners' owners when something is
 /// wrong: looking them up costs a readlink per fd of every process), render.
@@ -52,64 +53,4 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
         verdict = evaluate::evaluate(&obs, args, &prior);
     }
     Ok(verdict.report)
-}
-
-/// The state key: what the check looks at, not the PIDs.
-fn target_key(args: &Args) -> String {
-    let mut parts = Vec::new();
-    if let Some(p) = args.port {
-        parts.push(format!("port {p}"));
-    }
-    if let Some(a) = args.address {
-        parts.push(format!("address {a}"));
-    }
-    if !args.select.is_empty() {
-        parts.push(args.select.describe());
-    }
-    parts.join(" ")
-}
-
-/// Where to probe, if anywhere, and the inode of the listener it goes to: `--url` (the
-/// listener serving the URL's address and port, else with `--port` the first listener on
-/// it), or with `--probe` the (first) listener; over its socket for a Unix listener (none
-/// when `--unix PATH` has no listener: that is said).
-fn probe_target(args: &Args, listeners: &[Listener]) -> Option<(probe::Target, Option<u64>)> {
-    let target = |url: String, unix: Option<&String>| probe::Target {
-        url,
-        host: args.tls.host.clone(),
-        unix: unix.map(std::path::PathBuf::from),
-    };
-    if args.unix.is_some() || args.unix_only {
-        let l = listeners.iter().find(|l| l.unix.is_some())?;
-        let url = match (&args.url, args.probe) {
-            (Some(url), _) => url.clone(),
-            (None, true) => "http://localhost/".into(),
-            (None, false) => return None,
-        };
-        return Some((target(url, l.unix.as_ref()), Some(l.inode)));
-    }
-    if let Some(url) = &args.url {
-        let served = args::url_endpoint(url).ok().and_then(|(host, port)| {
-            let ip: Option<IpAddr> = host.parse().ok();
-            listeners
-                .iter()
-                .find(|l| l.port == port && ip.is_none_or(|ip| l.serves(ip)))
-        });
-        let probed = served.or_else(|| listeners.first().filter(|_| args.port.is_some()));
-        return Some((target(url.clone(), None), probed.map(|l| l.inode)));
-    }
-    if !args.probe {
-        return None;
-    }
-    let first = listeners.first();
-    let (host, port) = match (args.address, first) {
-        (Some(IpAddr::V6(a)), _) => (format!("[{a}]"), args.port?),
-        (Some(a), _) => (a.to_string(), args.port?),
-        (None, Some(l)) => (l.probe_host(), l.port),
-        (None, None) => (Ipv4Addr::LOCALHOST.to_string(), args.port?),
-    };
-    Some((
-        target(format!("http://{host}:{port}/"), None),
-        first.map(|l| l.inode),
-    ))
 }

@@ -7,68 +7,78 @@ use std::fs::{FileType, Metadata};
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
-use procguard_common::{CheckError, Report, Status};
+use procguard_common::{CheckError, Status};
 
 use crate::args::Args;
 use crate::listener::Listener;
+use crate::sockets::Net;
 use crate::unix_diag::{self, UnixListener};
 
-/// The Unix listeners to check. When `--unix PATH` has none, why is a CRITICAL finding (or
-/// an UNKNOWN, when the path cannot be looked at) in `notes`, and the list is empty.
-pub fn listeners(args: &Args, notes: &mut Report) -> Result<Vec<Listener>, CheckError> {
+/// Why `--unix PATH` has no listener: a CRITICAL result, or UNKNOWN when the path cannot
+/// be looked at.
+pub type NoListener = (Status, String);
+
+/// [`listeners`] in the network namespace `net` reads (Unix sockets belong to one too).
+pub fn listeners_in(
+    net: &Net<'_>,
+    args: &Args,
+) -> Result<Result<Vec<Listener>, NoListener>, CheckError> {
     if !args.unix_only && args.unix.is_none() {
-        return Ok(Vec::new());
+        return Ok(Ok(Vec::new()));
+    }
+    match net.ns {
+        None => listeners(args),
+        Some(ns) => ns.run_in(|| listeners(args)).map_err(|e| {
+            CheckError::Other(format!(
+                "Unix listeners not read: reading inside {} needs CAP_SYS_ADMIN ({})",
+                ns.describe(),
+                crate::probe::io_words(&e)
+            ))
+        })?,
+    }
+}
+
+/// The Unix listeners to check, or why `--unix PATH` has none.
+pub fn listeners(args: &Args) -> Result<Result<Vec<Listener>, NoListener>, CheckError> {
+    if !args.unix_only && args.unix.is_none() {
+        return Ok(Ok(Vec::new()));
     }
     let all = unix_diag::listeners()
         .map_err(|e| CheckError::Other(format!("cannot list Unix listeners: {e}")))?;
     let Some(path) = &args.unix else {
-        return Ok(all
+        return Ok(Ok(all
             .iter()
             .map(|s| Listener::from_unix(s, name(s)))
-            .collect());
+            .collect()));
     };
+    let critical = |text: String| Ok(Err((Status::Critical, text)));
     if path.starts_with('@') {
         // An abstract socket has no file: its name is all there is.
-        return Ok(match all.iter().find(|s| s.name.as_deref() == Some(path)) {
-            Some(s) => vec![Listener::from_unix(s, path.clone())],
-            None => {
-                notes.add(
-                    Status::Critical,
-                    format!("nobody listens on the abstract Unix socket {path}"),
-                );
-                Vec::new()
-            }
-        });
+        return match all.iter().find(|s| s.name.as_deref() == Some(path)) {
+            Some(s) => Ok(Ok(vec![Listener::from_unix(s, path.clone())])),
+            None => critical(format!("nobody listens on the abstract Unix socket {path}")),
+        };
     }
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(e) => {
-            match e.kind() {
-                io::ErrorKind::NotFound => notes.add(
-                    Status::Critical,
-                    format!("no Unix socket at {path}: it does not exist (the service is down, or listens elsewhere)"),
-                ),
-                _ => notes.unknown(CheckError::io(path, e)),
-            }
-            return Ok(Vec::new());
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return critical(format!(
+                "no Unix socket at {path}: it does not exist (the service is down, or listens elsewhere)"
+            ))
         }
+        Err(e) => return Ok(Err((Status::Unknown, CheckError::io(path, e).to_string()))),
     };
     if !meta.file_type().is_socket() {
-        notes.add(
-            Status::Critical,
-            format!("{path} is not a socket: it is {}", kind(meta.file_type())),
-        );
-        return Ok(Vec::new());
+        return critical(format!(
+            "{path} is not a socket: it is {}",
+            kind(meta.file_type())
+        ));
     }
     match all.iter().find(|s| on_file(s, &meta)) {
-        Some(s) => Ok(vec![Listener::from_unix(s, path.clone())]),
-        None => {
-            notes.add(
-                Status::Critical,
-                format!("nobody listens on {path}: the socket file is there, but no process listens on it (left by a service that stopped?)"),
-            );
-            Ok(Vec::new())
-        }
+        Some(s) => Ok(Ok(vec![Listener::from_unix(s, path.clone())])),
+        None => critical(format!(
+            "nobody listens on {path}: the socket file is there, but no process listens on it (left by a service that stopped?)"
+        )),
     }
 }
 
