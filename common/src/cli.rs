@@ -41,8 +41,8 @@ pub struct CommonArgs {
     #[arg(long, value_name = "NAME")]
     pub label: Option<String>,
 
-    /// Read process facts below this directory instead of /proc (for tests)
-    #[arg(long, value_name = "DIR", default_value = "/proc", hide = true)]
+    /// Read processes from this procfs instead of /proc: the host's /proc mounted into a container (e.g. /host/proc); anything but a procfs is refused
+    #[arg(long, value_name = "DIR", default_value = "/proc")]
     pub proc_root: PathBuf,
 }
 

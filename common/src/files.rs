@@ -67,35 +67,51 @@ pub fn read_regular_text(path: &Path, max: u64, follow: Follow) -> Result<String
     })
 }
 
+/// Symbolic links followed at most by [`Follow::RootOwned`].
+const MAX_LINKS: usize = 8;
+
 /// Opens `path` for reading if it is a regular file (see [`read_regular`]).
+///
+/// [`Follow::RootOwned`] opens each link in the chain with `O_NOFOLLOW` and follows it by
+/// hand only after checking that root owns it: nothing can be swapped in between a check
+/// and an open that follows links by itself.
 pub fn open_regular(path: &Path, follow: Follow) -> Result<File, CheckError> {
     let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
-    if follow == Follow::Never {
+    if follow != Follow::Always {
         flags |= libc::O_NOFOLLOW;
     }
-    if follow == Follow::RootOwned {
-        if let Ok(link) = fs::symlink_metadata(path) {
-            if link.file_type().is_symlink() && link.uid() != 0 {
-                return Err(refused(
-                    path,
-                    format!(
-                        "it is a symbolic link owned by uid {}, not root; point at the file itself",
-                        link.uid()
-                    ),
-                ));
+    let mut at = path.to_path_buf();
+    let mut hops = 0;
+    let file = loop {
+        match OpenOptions::new().read(true).custom_flags(flags).open(&at) {
+            Ok(file) => break file,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) && follow == Follow::RootOwned => {
+                let link = fs::symlink_metadata(&at).map_err(|e| CheckError::io(path, e))?;
+                if link.uid() != 0 {
+                    return Err(refused(
+                        path,
+                        format!(
+                            "it is a symbolic link owned by uid {}, not root; point at the file itself",
+                            link.uid()
+                        ),
+                    ));
+                }
+                hops += 1;
+                if hops > MAX_LINKS {
+                    return Err(refused(
+                        path,
+                        format!("it is a chain of more than {MAX_LINKS} symbolic links"),
+                    ));
+                }
+                let target = fs::read_link(&at).map_err(|e| CheckError::io(path, e))?;
+                at = at.parent().unwrap_or(Path::new("/")).join(target);
             }
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) && follow == Follow::Never => {
+                return Err(refused(path, "it is a symbolic link".to_string()));
+            }
+            Err(e) => return Err(CheckError::io(path, e)),
         }
-    }
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(flags)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) if follow == Follow::Never => {
-                refused(path, "it is a symbolic link".to_string())
-            }
-            _ => CheckError::io(path, e),
-        })?;
+    };
     let meta = file.metadata().map_err(|e| CheckError::io(path, e))?;
     if !meta.is_file() {
         return Err(refused(

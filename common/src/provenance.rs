@@ -391,7 +391,10 @@ pub struct Starter {
     pub config: Option<PathBuf>,
     /// The systemd unit the starter itself runs in.
     pub unit: Option<String>,
-    /// How it was identified, for the story (`MONIT_SERVICE=web in its environment`).
+    /// Found among the process's ancestors (else from what the process carries).
+    pub from_chain: bool,
+    /// How it was identified from what the process carries, for the story (`its
+    /// environment has MONIT_SERVICE=web; monit[812] runs with control file ...`).
     pub evidence: String,
 }
 
@@ -594,23 +597,27 @@ fn starter_from_chain(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
         service,
         config: live::config_of(root, kind, chosen),
         unit: live::unit_of(root, chosen.pid),
-        evidence: "its parent chain".into(),
+        from_chain: true,
+        evidence: String::new(),
     })
 }
 
 /// The starter from what the process carries, with the live supervisor process looked up.
 fn starter_from_marks(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
-    let (kind, service, evidence) = t.marks.starter()?;
+    let Some((kind, service, evidence)) = t.marks.starter() else {
+        return monit_by_pidfile(root, t);
+    };
     let mut s = Starter {
         kind,
         process: None,
         service,
         config: None,
         unit: None,
+        from_chain: false,
         evidence: if evidence.starts_with("cgroup") || evidence.starts_with("INVOCATION") {
             format!("{evidence} {}", t.marks.cgroup_words())
         } else {
-            format!("its environment has {evidence}")
+            format!("{evidence} in its environment")
         },
     };
     match kind {
@@ -619,6 +626,24 @@ fn starter_from_marks(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
         Kind::Pm2 => live::pm2(root, t, &mut s),
         _ => {}
     }
+    Some(s)
+}
+
+/// Without marks (an empty or unreadable environment), a running monit whose control file
+/// watches a pidfile holding the process's PID still names its starter.
+fn monit_by_pidfile(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
+    let mut s = Starter {
+        kind: Kind::Monit,
+        process: None,
+        service: None,
+        config: None,
+        unit: None,
+        from_chain: false,
+        evidence: String::new(),
+    };
+    live::monit(root, t, &mut s);
+    s.process.as_ref()?;
+    s.evidence = s.evidence.trim_start_matches("; ").to_string();
     Some(s)
 }
 
@@ -678,12 +703,10 @@ mod live {
                 continue;
             };
             let all = with_includes(&file, &main);
-            if let Some(found) = monit_names(&all, s.service.as_deref(), t.pid) {
-                s.evidence.push_str(&format!(
-                    "; {} runs with control file {}, which {found}",
-                    m.who(),
-                    file.display()
-                ));
+            if let Some((name, found)) = monit_names(&all, s.service.as_deref(), t.pid) {
+                s.evidence
+                    .push_str(&format!("; {} {found}", file.display()));
+                s.service = Some(name);
                 s.process = Some(m.clone());
                 s.config = Some(file);
                 s.unit = unit_of(root, m.pid);
@@ -721,24 +744,34 @@ mod live {
 
     /// Whether a Monit control file holds `check process NAME` for the service or a
     /// pidfile that holds the process's PID; the words for the story.
-    pub(super) fn monit_names(text: &str, service: Option<&str>, pid: i32) -> Option<String> {
+    pub(super) fn monit_names(
+        text: &str,
+        service: Option<&str>,
+        pid: i32,
+    ) -> Option<(String, String)> {
         for line in text.lines() {
             let words: Vec<&str> = line.split_whitespace().collect();
-            if let (Some(svc), ["check", "process", name, ..]) = (service, words.as_slice()) {
-                if *name == svc || name.trim_matches('"') == svc {
-                    return Some(format!("has 'check process {svc}'"));
-                }
+            let ["check", "process", name, ..] = words.as_slice() else {
+                continue;
+            };
+            let name = name.trim_matches('"');
+            if service == Some(name) {
+                return Some((name.to_string(), format!("has 'check process {name}'")));
             }
-            if let Some(i) = words.iter().position(|w| *w == "pidfile") {
-                let Some(file) = words.get(i + 1).map(|f| f.trim_matches('"')) else {
-                    continue;
-                };
-                let named = read_config(Path::new(file))
-                    .ok()
-                    .and_then(|p| p.trim().parse::<i32>().ok());
-                if named == Some(pid) && words.first() == Some(&"check") {
-                    return Some(format!("watches its pidfile {file}"));
-                }
+            let Some(i) = words.iter().position(|w| *w == "pidfile") else {
+                continue;
+            };
+            let Some(file) = words.get(i + 1).map(|f| f.trim_matches('"')) else {
+                continue;
+            };
+            let named = read_config(Path::new(file))
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok());
+            if service.is_none() && named == Some(pid) {
+                return Some((
+                    name.to_string(),
+                    format!("watches its pidfile {file} as 'check process {name}'"),
+                ));
             }
         }
         None
@@ -818,13 +851,12 @@ mod live {
             });
             if has || candidates.len() == 1 {
                 s.evidence.push_str(&format!(
-                    "; {} runs with {}{}",
-                    sv.who(),
+                    "; {}{}",
                     file.display(),
                     if has {
-                        format!(", which has [program:{program}]")
+                        format!(" has [program:{program}]")
                     } else {
-                        String::new()
+                        " (the only supervisord running)".to_string()
                     }
                 ));
                 s.process = Some(sv.clone());
@@ -876,7 +908,7 @@ mod live {
         match found {
             Some(d) => {
                 s.evidence
-                    .push_str(&format!("; its PM2 daemon is {}", d.who()));
+                    .push_str(&format!("; PM2 daemon of {}", d.cmdline));
                 s.process = Some(d.clone());
                 s.unit = unit_of(root, d.pid);
             }
@@ -891,6 +923,7 @@ mod live {
             Kind::Supervisord => Some(supervisord_conf(a)),
             _ => None,
         }
+        .filter(|f| f.is_file())
     }
 
     /// supervisord's `-c FILE`, else the Debian default.
@@ -1049,7 +1082,7 @@ impl Provenance {
     pub fn summary(&self) -> String {
         let item = &self.item;
         if let Some(s) = &self.starter {
-            if self.orphaned.is_some() || s.evidence != "its parent chain" {
+            if self.orphaned.is_some() || !s.from_chain {
                 let mut what: Vec<String> = Vec::new();
                 what.extend(s.service.as_ref().map(|n| format!("service '{n}'")));
                 what.extend(
@@ -1096,70 +1129,104 @@ impl Provenance {
         }
     }
 
-    /// The whole story for the long output: where each half came from, how the starter was
-    /// identified, and the chain.
+    /// The whole story for the long output, one line within the report's line cap: where
+    /// each half came from, how the starter was identified, and the chain.
     pub fn story(&self) -> String {
-        let mut out = format!("{} {} {}: ", self.who, self.item, self.actual.describe());
         let mut parts: Vec<String> = Vec::new();
-        if let Some(why) = &self.orphaned {
-            parts.push(why.clone());
-        }
-        if let Some(s) = &self.starter {
-            parts.push(self.starter_story(s));
-        } else if self.orphaned.is_some() {
-            parts.push(match &self.marks.environ_error {
-                Some(e) => format!("who started it is not known: {e}"),
-                None => "nothing it carries (environment, cgroup) names who started it".into(),
+        let from_marks = self.starter.as_ref().is_some_and(|s| !s.from_chain);
+        if self.orphaned.is_some() || from_marks {
+            parts.extend(self.orphaned.clone());
+            parts.push(match (&self.starter, &self.marks.environ_error) {
+                (Some(s), _) => self.identified(s),
+                (None, Some(e)) => format!("who started it is not known: {e}"),
+                (None, None) => {
+                    "nothing it carries (environment, cgroup) names who started it".into()
+                }
             });
+        } else {
+            parts.push(self.origin_words());
         }
-        if let Some(d) = self.self_setting() {
-            parts.push(format!(
-                "not inherited: {} sets its own limit ({})",
-                self.display, d.setting
-            ));
-        } else if self.raised_soft_itself() {
+        if self.raised_soft_itself() {
             parts.push(format!(
                 "{} raised its own soft limit to its hard limit at start (as Node.js and Go do), so the inherited hard limit {} is what binds",
                 self.display,
                 show(self.actual.hard)
             ));
         }
-        if self.orphaned.is_none() && self.starter.is_none() {
-            match (&self.hard_from, self.chain.first()) {
-                (Some(a), _) => parts.push(format!("inherited from {} ({})", a.who(), a.cmdline)),
-                (None, Some(p)) if self.self_setting().is_none() => parts.push(format!(
-                    "set by the process itself or its start command; its parent {} has {}",
-                    p.who(),
-                    p.limit.describe()
-                )),
-                _ => {}
-            }
+        if self.orphaned.is_none() && !from_marks {
+            let mut chain = vec![format!("{} {}", self.who, self.actual.describe())];
+            chain.extend(
+                self.chain
+                    .iter()
+                    .take(6)
+                    .map(|a| format!("{} {}", a.who(), a.limit.describe())),
+            );
+            parts.push(format!("chain: {}", chain.join(" <- ")));
         }
-        let mut chain = vec![format!("{} {}", self.who, self.actual.describe())];
-        chain.extend(
-            self.chain
-                .iter()
-                .map(|a| format!("{} {}", a.who(), a.limit.describe())),
+        let mut out = format!(
+            "{} {} {}: {}",
+            self.who,
+            self.item,
+            self.actual.describe(),
+            parts.join("; ")
         );
-        parts.push(format!("chain: {}", chain.join(" <- ")));
-        out.push_str(&parts.join("; "));
         if let Some(e) = &self.error {
             out.push_str(&format!(" (stopped: {e})"));
         }
         out
     }
 
-    fn starter_story(&self, s: &Starter) -> String {
+    /// Where the value came from, for a process whose starting parent is in its chain.
+    fn origin_words(&self) -> String {
+        let service = self
+            .starter
+            .as_ref()
+            .and_then(|s| s.service.as_ref())
+            .map(|n| format!(" for service '{n}'"))
+            .unwrap_or_default();
+        let from = self
+            .starter
+            .as_ref()
+            .and_then(|s| s.process.clone())
+            .or_else(|| self.hard_from.clone());
+        let parent = self.chain.first();
+        if let Some(d) = self.self_setting() {
+            let has = parent
+                .map(|p| format!("; its parent {} has {}", p.who(), p.limit.describe()))
+                .unwrap_or_default();
+            return format!("set by {} itself ({}){has}", self.display, d.setting);
+        }
+        let cmd = |a: &Ancestor| a.cmdline.chars().take(80).collect::<String>();
+        match (from, self.soft) {
+            (Some(a), _) if self.raised_soft_itself() => {
+                format!("hard limit inherited from {} ({}){service}", a.who(), cmd(&a))
+            }
+            (Some(a), SoftOrigin::Inherited) => {
+                format!("inherited from {} ({}){service}", a.who(), cmd(&a))
+            }
+            (Some(a), SoftOrigin::SetHere | SoftOrigin::RaisedToHard) => format!(
+                "hard limit inherited from {}{service}; soft limit set by the process or its start command",
+                a.who()
+            ),
+            (None, _) => match parent {
+                Some(p) => format!(
+                    "set by the process itself or its start command; its parent {} has {}",
+                    p.who(),
+                    p.limit.describe()
+                ),
+                None => "no parent to inherit from".into(),
+            },
+        }
+    }
+
+    /// How the starter of a reparented process was identified, and whether its limits match.
+    fn identified(&self, s: &Starter) -> String {
         let service = s
             .service
             .as_ref()
             .map(|n| format!(" (service '{n}')"))
             .unwrap_or_default();
-        let mut text = if s.evidence == "its parent chain" {
-            format!("started by {}{service}", s.who())
-        } else {
-            format!("{} started it{service}: {}", s.kind.label(), s.evidence)
-        };
+        let mut text = format!("{} started it{service}: {}", s.who(), s.evidence);
         if let Some(a) = &s.process {
             let same = a.limit == self.actual
                 || a.limit.hard == self.actual.hard && self.raised_soft_itself();
@@ -1169,9 +1236,9 @@ impl Provenance {
                 self.item,
                 a.limit.describe(),
                 if same {
-                    ": the value came from it"
+                    ", the same: inherited from it"
                 } else {
-                    " now: different from the process's (the supervisor was restarted with other limits since, or the start program set them)"
+                    " now, not the process's (restarted with other limits since, or its start program set them)"
                 }
             ));
         }
@@ -1271,11 +1338,20 @@ mod tests {
         );
         assert_eq!(
             live::monit_names(&rc, Some("incident-node"), 1),
-            Some("has 'check process incident-node'".into())
+            Some((
+                "incident-node".into(),
+                "has 'check process incident-node'".into()
+            ))
         );
         assert_eq!(
             live::monit_names(&rc, None, 4242),
-            Some(format!("watches its pidfile {}", pidfile.display()))
+            Some((
+                "incident-node".into(),
+                format!(
+                    "watches its pidfile {} as 'check process incident-node'",
+                    pidfile.display()
+                )
+            ))
         );
         assert_eq!(live::monit_names(&rc, Some("other"), 1), None);
         let inc = dir.path().join("conf.d");

@@ -93,27 +93,9 @@ pub fn daemon_setting(name: &str, item: &str) -> Option<&'static DaemonSetting> 
     })
 }
 
-/// The bash/dash `ulimit` flag for a limits.conf item.
+/// The sh `ulimit` flag for a limits.conf item, from the one table of limit items.
 pub fn ulimit_flag(item: &str) -> Option<char> {
-    Some(match item {
-        "nofile" => 'n',
-        "nproc" => 'u',
-        "core" => 'c',
-        "data" => 'd',
-        "fsize" => 'f',
-        "memlock" => 'l',
-        "stack" => 's',
-        "as" => 'v',
-        "cpu" => 't',
-        "rss" => 'm',
-        "locks" => 'x',
-        "sigpending" => 'i',
-        "msgqueue" => 'q',
-        "nice" => 'e',
-        "rtprio" => 'r',
-        "rttime" => 'R',
-        _ => return None,
-    })
+    crate::proc::limits::item(item).map(|i| i.ulimit)
 }
 
 /// What has to change: the final soft and hard values and which of them rise.
@@ -260,8 +242,8 @@ fn by_starter(s: &Starter, c: &Change) -> String {
     let item = &c.item;
     let prop = crate::proc::limits::item(item).map_or("Limit...", |i| i.systemd);
     let unit_line = |unit: &Option<String>| match unit {
-        Some(u) => format!("{prop}={} in {u} (systemctl edit {u})", c.value()),
-        None => format!("'{sn}' before it, or {prop}={} in its unit", c.value()),
+        Some(u) => format!("{prop}={} in {u}", c.value()),
+        None => format!("{prop}={} in its unit", c.value()),
     };
     let service = s.service.clone().unwrap_or_else(|| "SERVICE".into());
     let file = |default: &str| {
@@ -271,7 +253,7 @@ fn by_starter(s: &Starter, c: &Change) -> String {
     };
     match s.kind {
         Kind::Monit => format!(
-            "put '{sn};' at the start of the start program of 'check process {service}' in {} (start program = \"/bin/sh -c '{sn}; ...'\"; Monit runs it as root) and monit reload, or raise Monit's own limit where Monit is started ({}) and restart Monit",
+            "start program = \"/bin/sh -c '{sn}; ...'\" in 'check process {service}' of {}, then monit reload (Monit runs it as root), or raise Monit's own limit ({})",
             file("its control file"),
             unit_line(&s.unit)
         ),
@@ -328,21 +310,15 @@ fn supervisord(s: &Starter, c: &Change, who: &str, file: &str) -> String {
     };
     let prop = crate::proc::limits::item(&c.item).map_or("Limit...", |i| i.systemd);
     let mut out = format!(
-        "{knob}={} in [supervisord] of {file}, then restart supervisord itself (its children inherit its limits; it raises its soft limit to {knob} at start, the hard one too only as root)",
+        "{knob}={} in [supervisord] of {file}, then restart supervisord (its children inherit its limits; at start it raises its soft limit to {knob}, the hard one only as root)",
         c.soft
     );
     if c.raise_hard {
         let unit = match &s.unit {
             Some(u) => format!("{prop}={} in {u}", c.value()),
-            None => format!(
-                "'{}' where it is started, or {prop}={} in its unit",
-                c.ulimit(),
-                c.value()
-            ),
+            None => format!("{prop}={} in its unit", c.value()),
         };
-        out.push_str(&format!(
-            "; for the hard limit: {unit} (what supervisord starts with caps it)"
-        ));
+        out.push_str(&format!("; the hard limit where it starts: {unit}"));
     }
     out
 }

@@ -1,20 +1,31 @@
-//! Process selection (docs/contract.md §7): `--pid`, `--pidfile`, `--name`, `--cmdline`, `--user`,
-//! `--unit`, `--ppid`, combined with AND.
+//! Process selection (docs/contract.md §7): `--pid`, `--pidfile`, `--name`, `--cmdline`,
+//! `--user`, `--unit`, `--ppid`, `--container`, combined with AND.
 //!
-//! Only processes are matched, never threads, never the plugin itself nor the shell that
-//! runs it. A process that vanishes while being read is skipped. "Not running" (no match,
-//! a missing, empty or stale pidfile, a dead `--pid`) is a CRITICAL result with the reason.
+//! Only processes are matched, never threads, kernel threads, the plugin itself nor the
+//! shell that runs it. A process that vanishes while being read is skipped. "Not running"
+//! (no match, a missing, empty or stale pidfile, a dead `--pid`, a zombie) is a CRITICAL
+//! result with the reason. Every fact used comes from a /proc file any user can read, so
+//! root and the `nagios` user select the same processes under the same names and labels.
+//!
+//! Perfdata labels: the stem is `--label`, else the selector's (the container's name or short
+//! id, the `--name` pattern without wildcards, the pidfile's stem, the unit), numbered
+//! `_1`, `_2`, ... by start time when several processes match. Without a stem, each process
+//! name is its own stem, numbered within that name only, so a process appearing under
+//! another name never renumbers the rest (`--user www-data`: `php-fpm8.2_1`..`_4`,
+//! `nginx_1`, `nginx_2`).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
 
 use regex::Regex;
 
 use crate::accounts::parse_passwd;
 use crate::error::CheckError;
-use crate::proc::{argv0_name, full_name, ProcRoot, Process};
+use crate::files::{max, read_regular, Follow};
+use crate::proc::{container::Container, has_exited, who, Glob, Identity, ProcRoot, Process};
 use crate::report::Report;
 use crate::status::Status;
 use crate::systemd::unit_name;
@@ -26,12 +37,12 @@ pub struct Selector {
     #[arg(long, value_name = "PID")]
     pub pid: Option<i32>,
 
-    /// Select the process whose PID is in FILE (missing, empty or stale file: CRITICAL)
+    /// Select the process whose PID is in FILE (missing, empty or stale file: CRITICAL; a symlink is followed only when root owns it). With --container, the PID as the container sees it
     #[arg(long, value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
 
-    /// Select processes by full executable name (basename of /proc/PID/exe or argv[0], not the 15-character comm)
-    #[arg(long, value_name = "NAME")]
+    /// Select processes by name, a glob (php-fpm*): the executable's name, its comm, the first word of a retitled command line (nginx: worker process), or an interpreter's script (supervisord) or the interpreter
+    #[arg(long, value_name = "NAME", value_parser = check_glob)]
     pub name: Option<String>,
 
     /// Select processes whose command line (arguments joined by spaces) matches REGEX
@@ -42,32 +53,47 @@ pub struct Selector {
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
 
-    /// Select processes in the cgroup of this systemd unit (".service" is implied)
+    /// Select processes in the cgroup of this systemd unit (".service" is implied); units of user managers count only as user@UID.service/UNIT
     #[arg(long, value_name = "UNIT")]
     pub unit: Option<String>,
 
     /// Select processes whose parent has this PID
     #[arg(long, value_name = "PID")]
     pub ppid: Option<i32>,
+
+    /// Select the processes of a container (Docker, Podman, containerd/Kubernetes, CRI-O, LXC, systemd-nspawn) by name, id or an id prefix of 12+ hex digits, from their cgroup
+    #[arg(long, value_name = "NAME_OR_ID")]
+    pub container: Option<String>,
+}
+
+fn check_glob(text: &str) -> Result<String, String> {
+    Glob::new(text).map(|_| text.to_string())
 }
 
 /// A selected process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selected {
-    /// Its PID.
+    /// Its PID (as the plugin sees it: on the host).
     pub pid: i32,
-    /// Its full executable name.
+    /// What it is called ([`Identity::name`]).
     pub name: String,
     /// Start time in clock ticks after boot (with the PID, the identity of an instance).
     pub starttime: u64,
     /// Its perfdata label prefix: stable across restarts, never the PID.
     pub label: String,
+    /// Its PID inside its container's PID namespace, when selected by `--container` and
+    /// that differs from `pid`.
+    pub ns_pid: Option<i32>,
 }
 
 impl Selected {
-    /// `name[pid]`, as shown in output.
+    /// `name[pid]` as shown in output, with the in-container PID when there is one:
+    /// `nginx[4312, pid 1 in container]`.
     pub fn display(&self) -> String {
-        format!("{}[{}]", self.name, self.pid)
+        match self.ns_pid {
+            Some(ns) => format!("{}[{}, pid {ns} in container]", self.name, self.pid),
+            None => who(&self.name, self.pid),
+        }
     }
 }
 
@@ -81,9 +107,11 @@ impl Selector {
             && self.user.is_none()
             && self.unit.is_none()
             && self.ppid.is_none()
+            && self.container.is_none()
     }
 
-    /// The selectors as given, e.g. `--name node --user app`.
+    /// The selectors as given, e.g. `--name node --user app`; a pidfile is named by its
+    /// absolute path, so `run/app.pid` and `/srv/run/app.pid` describe (and key state) alike.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         let mut add = |flag: &str, value: Option<String>| {
@@ -94,7 +122,9 @@ impl Selector {
         add("pid", self.pid.map(|p| p.to_string()));
         add(
             "pidfile",
-            self.pidfile.as_ref().map(|p| p.display().to_string()),
+            self.pidfile
+                .as_ref()
+                .map(|p| canonical_pidfile(p).display().to_string()),
         );
         add("name", self.name.clone());
         add(
@@ -104,14 +134,23 @@ impl Selector {
         add("user", self.user.clone());
         add("unit", self.unit.clone());
         add("ppid", self.ppid.map(|p| p.to_string()));
+        add("container", self.container.clone());
         parts.join(" ")
     }
 
-    /// A label prefix that does not change when the process restarts: the name, the
-    /// pidfile's stem or the unit, else `None` (then the process name is used).
+    /// A label prefix that does not change when the process restarts: the container's name
+    /// or short id, the name (without wildcards), the pidfile's stem or the unit, else
+    /// `None` (then each process's name is used).
     pub fn stable_label(&self) -> Option<String> {
-        self.name
-            .clone()
+        self.container
+            .as_ref()
+            .map(|c| short_container(c))
+            .or_else(|| {
+                self.name
+                    .as_deref()
+                    .and_then(|n| Glob::new(n).ok())
+                    .map(|g| g.stem())
+            })
             .or_else(|| {
                 self.pidfile
                     .as_ref()
@@ -134,17 +173,17 @@ impl Selector {
         report: &mut Report,
     ) -> Result<Vec<Selected>, CheckError> {
         let candidates = match self.candidates(root)? {
-            Ok(pids) => pids,
+            Ok(c) => c,
             Err(not_running) => {
                 report.add(Status::Critical, format!("not running: {not_running}"));
                 return Ok(Vec::new());
             }
         };
-        let filter = Filter::new(self)?;
+        let mut filter = Filter::new(self, candidates.ns_pid)?;
         let me = std::process::id() as i32;
         let my_shell = parent_shell(root, me);
         let mut found = Vec::new();
-        for pid in candidates {
+        for pid in candidates.pids {
             if pid == me || Some(pid) == my_shell {
                 continue;
             }
@@ -155,28 +194,59 @@ impl Selector {
                 Err(e) => report.unknown(e),
             }
         }
+        filter.check_unique_container()?;
         if found.is_empty() && report.findings().is_empty() {
-            report.add(
-                Status::Critical,
-                format!("no process matches {}", self.describe()),
-            );
+            self.report_none(root, &filter, report);
         }
         found.sort_by_key(|s| (s.starttime, s.pid));
-        let base = label.map(str::to_string).or_else(|| self.stable_label());
-        let numbered = found.len() > 1;
-        for (i, s) in found.iter_mut().enumerate() {
-            let stem = base.clone().unwrap_or_else(|| s.name.clone());
-            s.label = if numbered {
-                format!("{stem}_{}", i + 1)
-            } else {
-                stem
-            };
-        }
+        number_labels(
+            &mut found,
+            label.map(str::to_string).or_else(|| self.stable_label()),
+        );
         Ok(found)
     }
 
+    /// Why nothing was selected: zombies only, a pidfile's PID not in the container, or no
+    /// match at all; UNKNOWN when /proc hides other users' processes from this user.
+    fn report_none(&self, root: &ProcRoot, filter: &Filter, report: &mut Report) {
+        let described = self.describe();
+        if let Some((pid, ppid)) = filter.zombies.first() {
+            let what = if self.pid.is_some() || self.pidfile.is_some() {
+                format!("pid {pid} is a zombie")
+            } else {
+                format!("every process matching {described} is a zombie (pid {pid})")
+            };
+            report.add(
+                Status::Critical,
+                format!(
+                    "not running: {what}: it exited and its parent (pid {ppid}) has not reaped it"
+                ),
+            );
+        } else if let (Some(ns), Some(c)) = (filter.ns_pid, &self.container) {
+            let file = self
+                .pidfile
+                .as_deref()
+                .map(canonical_pidfile)
+                .unwrap_or_default();
+            report.add(
+                Status::Critical,
+                format!(
+                    "not running: pidfile {} names pid {ns}, which is not running in container {c}",
+                    file.display()
+                ),
+            );
+        } else if root.hides_other_users() && !is_root() {
+            report.unknown(format!(
+                "no process matches {described} among those this user can see: {} is mounted with hidepid, which hides other users' processes; run the check via sudo or add this user to the group named by the mount's gid= option",
+                root.path().display()
+            ));
+        } else {
+            report.add(Status::Critical, format!("no process matches {described}"));
+        }
+    }
+
     /// The PIDs to look at, or why the service is not running.
-    fn candidates(&self, root: &ProcRoot) -> Result<Result<Vec<i32>, String>, CheckError> {
+    fn candidates(&self, root: &ProcRoot) -> Result<Result<Candidates, String>, CheckError> {
         let mut pids: Option<Vec<i32>> = None;
         if let Some(pid) = self.pid {
             if !root.process(pid).exists() {
@@ -184,18 +254,75 @@ impl Selector {
             }
             pids = Some(vec![thread_group_leader(root, pid)?]);
         }
+        let mut ns_pid = None;
         if let Some(file) = &self.pidfile {
-            match pid_from_pidfile(root, file)? {
-                Ok(pid) if pids.as_ref().is_none_or(|p| p.contains(&pid)) => pids = Some(vec![pid]),
-                Ok(_) => pids = Some(Vec::new()),
+            // With --container the file holds the PID inside the container: the processes
+            // of the container are scanned for it (NSpid) instead.
+            let from_file = if self.container.is_some() {
+                read_pidfile(file)?.map(|pid| {
+                    ns_pid = Some(pid);
+                    None
+                })
+            } else {
+                pid_from_pidfile(root, file)?.map(Some)
+            };
+            match from_file {
+                Ok(None) => {}
+                Ok(Some(pid)) if pids.as_ref().is_none_or(|p| p.contains(&pid)) => {
+                    pids = Some(vec![pid]);
+                }
+                Ok(Some(_)) => pids = Some(Vec::new()),
                 Err(why) => return Ok(Err(why)),
             }
         }
-        match pids {
-            Some(p) => Ok(Ok(p)),
-            None => root.pids().map(Ok),
-        }
+        let pids = match pids {
+            Some(p) => p,
+            None => root.pids()?,
+        };
+        Ok(Ok(Candidates { pids, ns_pid }))
     }
+}
+
+/// What [`Selector::candidates`] found.
+struct Candidates {
+    pids: Vec<i32>,
+    /// The PID a pidfile gave inside `--container`'s PID namespace.
+    ns_pid: Option<i32>,
+}
+
+/// Sets each process's label: `stem`, or `stem_1`.. by start time when several share it;
+/// without a stem, per process name (see the module documentation).
+fn number_labels(found: &mut [Selected], stem: Option<String>) {
+    let stem_of = |s: &Selected| stem.clone().unwrap_or_else(|| s.name.clone());
+    let mut groups: BTreeMap<String, usize> = BTreeMap::new();
+    for s in found.iter() {
+        *groups.entry(stem_of(s)).or_default() += 1;
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for s in found.iter_mut() {
+        let stem = stem_of(s);
+        let n = seen.entry(stem.clone()).or_default();
+        *n += 1;
+        s.label = if groups[&stem] > 1 {
+            format!("{stem}_{n}")
+        } else {
+            stem
+        };
+    }
+}
+
+/// A `--container` value as a label: an id prefix cut to 12 digits, a name as is.
+fn short_container(c: &str) -> String {
+    if c.len() > 12 && c.chars().all(|ch| ch.is_ascii_hexdigit()) {
+        c[..12].to_ascii_lowercase()
+    } else {
+        c.to_string()
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// After checking the selected processes: one that exited while being checked is simply
@@ -222,8 +349,36 @@ fn thread_group_leader(root: &ProcRoot, pid: i32) -> Result<i32, CheckError> {
     }
 }
 
-/// Longest pidfile content read: a pid and a newline, with room to spare.
-const PIDFILE_MAX: u64 = 64;
+/// A pidfile's path with its directory made absolute and canonical; the file itself is
+/// not resolved (a symlinked pidfile keeps its own name).
+pub fn canonical_pidfile(file: &Path) -> PathBuf {
+    let Some(name) = file.file_name() else {
+        return file.to_path_buf();
+    };
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir = fs::canonicalize(&dir).unwrap_or_else(|_| lexically_absolute(&dir));
+    dir.join(name)
+}
+
+/// `dir` made absolute against the working directory, `.` and `..` folded without
+/// touching the filesystem (for a directory that does not exist).
+fn lexically_absolute(dir: &Path) -> PathBuf {
+    let joined = std::env::current_dir().unwrap_or_default().join(dir);
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// The PID a pidfile names, or why that does not show a running service (missing, empty,
 /// not a pid, or a pid that is not running).
@@ -232,54 +387,57 @@ const PIDFILE_MAX: u64 = 64;
 /// moves when the wall clock is stepped, which would make a healthy service "stale". Combine
 /// `--pidfile` with `--name` to be sure the pid is still the service's.
 pub fn pid_from_pidfile(root: &ProcRoot, file: &Path) -> Result<Result<i32, String>, CheckError> {
-    let shown = file.display();
-    let text = match read_small_file(file, PIDFILE_MAX) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(Err(format!("pidfile {shown} does not exist")))
-        }
-        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-            return Ok(Err(format!("pidfile {shown} is not a regular file")))
-        }
-        Err(e) => return Err(CheckError::io(file, e)),
-    };
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(Err(format!("pidfile {shown} is empty")));
-    }
-    let Some(pid) = text
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse::<i32>().ok())
-        .filter(|p| *p > 0)
-    else {
-        return Ok(Err(format!(
-            "pidfile {shown} holds {:?}, not a pid",
-            text.chars().take(20).collect::<String>()
-        )));
+    let pid = match read_pidfile(file)? {
+        Ok(pid) => pid,
+        Err(why) => return Ok(Err(why)),
     };
     match root.process(pid).stat() {
         Ok(_) => Ok(Ok(pid)),
         Err(e) if e.is_not_found() => Ok(Err(format!(
-            "pidfile {shown} names pid {pid}, which is not running"
+            "pidfile {} names pid {pid}, which is not running",
+            file.display()
         ))),
         Err(e) => Err(e),
     }
 }
 
-/// Reads at most `max` bytes of a regular file, without blocking on a FIFO; content that is
-/// not UTF-8 is decoded lossily. A file that is not regular is `InvalidInput`.
-fn read_small_file(path: &Path, max: u64) -> io::Result<String> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::ErrorKind::InvalidInput.into());
+/// The PID written in a pidfile, or why there is none. The content is never shown (the
+/// file may be anything a symlink points at); a symlink owned by anyone but root is an
+/// error (UNKNOWN), as systemd refuses it for `PIDFile=`.
+pub fn read_pidfile(file: &Path) -> Result<Result<i32, String>, CheckError> {
+    let shown = file.display();
+    let text = match read_regular(file, max::PIDFILE, Follow::RootOwned) {
+        Ok(t) => t,
+        Err(e) if e.is_not_found() => return Ok(Err(format!("pidfile {shown} does not exist"))),
+        // A link root does not own is refused: the plugin could not find out (UNKNOWN).
+        Err(e)
+            if fs::symlink_metadata(file)
+                .is_ok_and(|m| m.file_type().is_symlink() && m.uid() != 0) =>
+        {
+            return Err(e)
+        }
+        // A FIFO, device or oversized file where the pidfile should be: no running service
+        // wrote it.
+        Err(CheckError::Io { source, .. }) if source.kind() == io::ErrorKind::InvalidInput => {
+            return Ok(Err(format!("pidfile {shown}: {source}")))
+        }
+        Err(e) => return Err(e),
+    };
+    let text = String::from_utf8_lossy(&text);
+    if text.trim().is_empty() {
+        return Ok(Err(format!("pidfile {shown} is empty")));
     }
-    let mut bytes = Vec::new();
-    file.take(max).read_to_end(&mut bytes)?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    match text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok())
+        .filter(|p| *p > 0)
+    {
+        Some(pid) => Ok(Ok(pid)),
+        None => Ok(Err(format!(
+            "pidfile {shown} does not hold a pid (expected a positive decimal number on its first line)"
+        ))),
+    }
 }
 
 /// The parent of the plugin, when it is a shell running the plugin's own command line
@@ -293,68 +451,156 @@ fn parent_shell(root: &ProcRoot, me: i32) -> Option<i32> {
     parent_cmd.contains(&own).then_some(parent)
 }
 
-/// The selectors prepared for matching.
+/// The selectors prepared for matching, and what matching saw.
 struct Filter<'a> {
     selector: &'a Selector,
     uid: Option<u32>,
-    unit: Option<String>,
+    unit: Option<Vec<String>>,
+    name: Option<Glob>,
+    /// `--container` with a pidfile: the PID wanted inside the container.
+    ns_pid: Option<i32>,
+    /// The containers `--container` matched (more than one: ambiguous).
+    containers: BTreeSet<Container>,
+    /// Matching processes that have exited (pid, parent pid).
+    zombies: Vec<(i32, i32)>,
+}
+
+/// One cheap test after another: the decision for a candidate.
+enum Step {
+    Rejected,
+    Exited(i32, i32),
+    Selected(Selected),
 }
 
 impl<'a> Filter<'a> {
-    fn new(selector: &'a Selector) -> Result<Filter<'a>, CheckError> {
+    fn new(selector: &'a Selector, ns_pid: Option<i32>) -> Result<Filter<'a>, CheckError> {
         let uid = selector.user.as_deref().map(resolve_user).transpose()?;
-        let unit = selector.unit.as_deref().map(unit_name);
+        let unit = selector
+            .unit
+            .as_deref()
+            .map(|u| u.split('/').map(unit_name).collect());
+        let name = selector
+            .name
+            .as_deref()
+            .map(|n| Glob::new(n).map_err(|e| CheckError::Config(format!("--name {e}"))))
+            .transpose()?;
         Ok(Filter {
             selector,
             uid,
             unit,
+            name,
+            ns_pid,
+            containers: BTreeSet::new(),
+            zombies: Vec::new(),
         })
     }
 
-    /// The process if it passes every selector; cheap tests first.
-    fn matches(&self, p: &Process) -> Result<Option<Selected>, CheckError> {
+    /// The process if it passes every selector.
+    fn matches(&mut self, p: &Process) -> Result<Option<Selected>, CheckError> {
+        match self.step(p)? {
+            Step::Rejected => Ok(None),
+            Step::Exited(pid, ppid) => {
+                self.zombies.push((pid, ppid));
+                Ok(None)
+            }
+            Step::Selected(s) => Ok(Some(s)),
+        }
+    }
+
+    fn step(&mut self, p: &Process) -> Result<Step, CheckError> {
         let s = self.selector;
-        if s.ppid.is_some() || self.uid.is_some() {
-            let status = p.status()?;
-            if s.ppid.is_some_and(|ppid| ppid != status.ppid)
-                || self.uid.is_some_and(|uid| uid != status.euid)
-            {
-                return Ok(None);
+        let stat = p.stat()?;
+        // A kernel thread met by --pid or --ppid: never a service.
+        if stat.flags & 0x0020_0000 != 0 {
+            return Ok(Step::Rejected);
+        }
+        if s.ppid.is_some_and(|ppid| ppid != stat.ppid) {
+            return Ok(Step::Rejected);
+        }
+        if let Some(uid) = self.uid {
+            if p.status()?.euid != uid {
+                return Ok(Step::Rejected);
             }
         }
         if let Some(unit) = &self.unit {
-            let paths = p.cgroup_paths()?;
-            if !paths.iter().any(|path| path.split('/').any(|c| c == unit)) {
-                return Ok(None);
+            if !p.cgroup_paths()?.iter().any(|path| in_unit(path, unit)) {
+                return Ok(Step::Rejected);
             }
         }
-        // Each file is read once per candidate, and the name test comes before stat: a
-        // --name scan over a busy host reads little more than an exe link per process.
-        let exe = p.exe_name();
-        let argv = if s.cmdline.is_some() || s.name.is_some() || exe.is_none() {
-            p.cmdline()?
-        } else {
-            Vec::new()
+        let mut ns_pid = None;
+        if let Some(wanted) = &s.container {
+            let Some(c) = p.container()?.filter(|c| c.is_named(wanted)) else {
+                return Ok(Step::Rejected);
+            };
+            let inner = p.ns_pids()?.last().copied().unwrap_or(p.pid());
+            if self.ns_pid.is_some_and(|want| want != inner) {
+                return Ok(Step::Rejected);
+            }
+            self.containers.insert(c);
+            ns_pid = (inner != p.pid()).then_some(inner);
+        }
+        let id = Identity {
+            comm: stat.comm.clone(),
+            argv: p.cmdline()?,
         };
         if let Some(re) = &s.cmdline {
-            if !re.is_match(&argv.join(" ")) {
-                return Ok(None);
+            if !re.is_match(&id.argv.join(" ")) {
+                return Ok(Step::Rejected);
             }
         }
-        if let Some(wanted) = &s.name {
-            if exe.as_ref() != Some(wanted) && argv0_name(&argv).as_ref() != Some(wanted) {
-                return Ok(None);
-            }
+        if self.name.as_ref().is_some_and(|g| !id.matches(g)) {
+            return Ok(Step::Rejected);
         }
-        let stat = p.stat()?;
-        let name = full_name(exe, &argv, || stat.comm.clone());
-        Ok(Some(Selected {
+        if has_exited(&stat) {
+            return Ok(Step::Exited(p.pid(), stat.ppid));
+        }
+        Ok(Step::Selected(Selected {
             pid: p.pid(),
-            name,
+            name: id.name(),
             starttime: stat.starttime,
             label: String::new(),
+            ns_pid,
         }))
     }
+
+    /// `--container` given as an id prefix must name one container.
+    fn check_unique_container(&self) -> Result<(), CheckError> {
+        if self.containers.len() < 2 {
+            return Ok(());
+        }
+        let names: Vec<String> = self
+            .containers
+            .iter()
+            .map(|c| format!("{} {}", c.runtime, c.key))
+            .collect();
+        Err(CheckError::Config(format!(
+            "--container {} names {} containers ({}); give more of the id",
+            self.selector.container.as_deref().unwrap_or_default(),
+            names.len(),
+            names.join(", ")
+        )))
+    }
+}
+
+/// Whether a cgroup path lies in `unit` (its components, e.g. `["nginx.service"]` or
+/// `["user@1000.service", "nginx.service"]`, found in that order). A unit of a user's own
+/// service manager (below `user@UID.service`) counts only when the unit is given with that
+/// prefix: a user's `systemd-run --user --unit=nginx` is not the system's nginx.
+fn in_unit(path: &str, unit: &[String]) -> bool {
+    let user_manager = |c: &str| c.starts_with("user@") && c.ends_with(".service");
+    let mut wanted = unit.iter().peekable();
+    for c in path.split('/').filter(|p| !p.is_empty()) {
+        match wanted.peek() {
+            Some(w) if *w == c => {
+                wanted.next();
+            }
+            // Inside a user manager that was not asked for: not the unit.
+            Some(w) if user_manager(c) && !user_manager(w) => return false,
+            Some(_) => {}
+            None => break,
+        }
+    }
+    wanted.peek().is_none()
 }
 
 /// A user name or numeric uid to a uid, via /etc/passwd (no NSS: the binaries are static).
@@ -472,7 +718,10 @@ mod tests {
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: c is a valid path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        for (path, words) in [(binary, "not a pid"), (fifo, "is not a regular file")] {
+        for (path, words) in [
+            (binary, "does not hold a pid"),
+            (fifo, "it is a FIFO, not a regular file"),
+        ] {
             let why = pid_from_pidfile(&root, &path).unwrap().unwrap_err();
             assert!(why.contains(words), "{why}");
         }
@@ -485,7 +734,11 @@ mod tests {
         let cases = [
             ("missing.pid", None, "does not exist"),
             ("empty.pid", Some(""), "is empty"),
-            ("junk.pid", Some("hello\n"), "not a pid"),
+            (
+                "junk.pid",
+                Some("hello\n"),
+                "does not hold a pid (expected a positive decimal number on its first line)",
+            ),
             (
                 "dead.pid",
                 Some("999999999\n"),
@@ -510,5 +763,348 @@ mod tests {
                 report.findings()[0].text
             );
         }
+    }
+
+    /// A fixture /proc entry. `stat` is kthreadd's line from a 6.18 host with the fields
+    /// under test put in; `status` is this test's own with the ids and NSpid replaced.
+    struct Fake<'a> {
+        pid: i32,
+        comm: &'a str,
+        state: char,
+        ppid: i32,
+        kernel: bool,
+        starttime: u64,
+        argv: &'a [&'a str],
+        cgroup: &'a str,
+        nspid: &'a [i32],
+    }
+
+    impl Fake<'_> {
+        fn new(pid: i32, comm: &str) -> Fake<'_> {
+            Fake {
+                pid,
+                comm,
+                state: 'S',
+                ppid: 1,
+                kernel: false,
+                starttime: 1000 + pid as u64,
+                argv: &[],
+                cgroup: "0::/system.slice/app.service\n",
+                nspid: &[],
+            }
+        }
+
+        fn write(&self, root: &Path) {
+            let dir = root.join(self.pid.to_string());
+            fs::create_dir_all(&dir).unwrap();
+            let flags = if self.kernel { 2129984 } else { 4194560 };
+            let stat = format!(
+                "{} ({}) {} {} 0 0 0 -1 {flags} 0 0 0 0 0 1 0 0 20 0 1 0 {} 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 1 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+                self.pid, self.comm, self.state, self.ppid, self.starttime
+            );
+            fs::write(dir.join("stat"), stat).unwrap();
+            let nspid: Vec<String> = std::iter::once(self.pid)
+                .chain(self.nspid.iter().copied())
+                .map(|p| p.to_string())
+                .collect();
+            let status: String = fs::read_to_string("/proc/self/status")
+                .unwrap()
+                .lines()
+                .map(|l| match l.split_once(':').map(|(k, _)| k) {
+                    Some("Name") => format!("Name:\t{}\n", self.comm),
+                    Some("Pid" | "Tgid" | "NStgid") => {
+                        format!("{}:\t{}\n", l.split(':').next().unwrap(), self.pid)
+                    }
+                    Some("PPid") => format!("PPid:\t{}\n", self.ppid),
+                    Some("NSpid") => format!("NSpid:\t{}\n", nspid.join("\t")),
+                    _ => format!("{l}\n"),
+                })
+                .collect();
+            fs::write(dir.join("status"), status).unwrap();
+            let cmdline: String = self.argv.iter().map(|a| format!("{a}\0")).collect();
+            fs::write(dir.join("cmdline"), cmdline).unwrap();
+            fs::write(dir.join("cgroup"), self.cgroup).unwrap();
+        }
+    }
+
+    fn pick(root: &Path, args: &[&str]) -> (Vec<Selected>, Report) {
+        let mut report = Report::default();
+        let found = sel(args)
+            .resolve(&ProcRoot::new(root), None, &mut report)
+            .unwrap();
+        (found, report)
+    }
+
+    #[test]
+    fn kernel_threads_are_never_listed_or_selected() {
+        let tmp = tempfile::tempdir().unwrap();
+        Fake {
+            kernel: true,
+            ppid: 0,
+            ..Fake::new(2, "kthreadd")
+        }
+        .write(tmp.path());
+        Fake {
+            kernel: true,
+            ppid: 2,
+            ..Fake::new(30, "kworker/0:1")
+        }
+        .write(tmp.path());
+        Fake {
+            argv: &["/usr/sbin/nginx"],
+            ..Fake::new(40, "nginx")
+        }
+        .write(tmp.path());
+        let root = ProcRoot::new(tmp.path());
+        assert_eq!(root.pids().unwrap(), vec![40]);
+        let (found, report) = pick(tmp.path(), &["--ppid", "2"]);
+        assert!(found.is_empty());
+        assert_eq!(report.findings()[0].text, "no process matches --ppid 2");
+        let (found, _) = pick(tmp.path(), &["--pid", "30"]);
+        assert!(found.is_empty(), "--pid of a kernel thread selects nothing");
+    }
+
+    #[test]
+    fn a_zombie_is_not_running_and_says_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        Fake {
+            state: 'Z',
+            ppid: 77,
+            ..Fake::new(50, "python3")
+        }
+        .write(tmp.path());
+        let (found, report) = pick(tmp.path(), &["--pid", "50"]);
+        assert!(found.is_empty());
+        assert_eq!(report.status(), Status::Critical);
+        assert_eq!(
+            report.findings()[0].text,
+            "not running: pid 50 is a zombie: it exited and its parent (pid 77) has not reaped it"
+        );
+        let (_, report) = pick(tmp.path(), &["--name", "python3"]);
+        assert!(report.findings()[0].text.starts_with(
+            "not running: every process matching --name python3 is a zombie (pid 50)"
+        ));
+        // A live process of the same name is selected, the zombie left out.
+        Fake {
+            argv: &["python3", "-c", "x"],
+            ..Fake::new(51, "python3")
+        }
+        .write(tmp.path());
+        let (found, report) = pick(tmp.path(), &["--name", "python3"]);
+        assert_eq!(found.iter().map(|s| s.pid).collect::<Vec<_>>(), vec![51]);
+        assert!(report.findings().is_empty());
+    }
+
+    #[test]
+    fn labels_number_per_name_by_start_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fpm = ["php-fpm: pool www"];
+        let nginx = ["nginx: worker process"];
+        // Start times interleave the two names.
+        for (pid, start) in [(10, 5), (11, 7), (12, 9)] {
+            Fake {
+                argv: &fpm,
+                starttime: start,
+                ..Fake::new(pid, "php-fpm8.2")
+            }
+            .write(tmp.path());
+        }
+        for (pid, start) in [(20, 6), (21, 8)] {
+            Fake {
+                argv: &nginx,
+                starttime: start,
+                ..Fake::new(pid, "nginx")
+            }
+            .write(tmp.path());
+        }
+        let labels = |root: &Path| -> Vec<(i32, String)> {
+            let (found, _) = pick(root, &["--cmdline", "."]);
+            found.into_iter().map(|s| (s.pid, s.label)).collect()
+        };
+        let before = labels(tmp.path());
+        assert_eq!(
+            before,
+            [
+                (10, "php-fpm8.2_1"),
+                (20, "nginx_1"),
+                (11, "php-fpm8.2_2"),
+                (21, "nginx_2"),
+                (12, "php-fpm8.2_3")
+            ]
+            .map(|(p, l)| (p, l.to_string()))
+        );
+        // One more process under another name, started first: nobody is renumbered.
+        Fake {
+            argv: &["/usr/sbin/cron"],
+            starttime: 1,
+            ..Fake::new(5, "cron")
+        }
+        .write(tmp.path());
+        let after = labels(tmp.path());
+        assert_eq!(after[0], (5, "cron".to_string()));
+        assert_eq!(after[1..], before[..]);
+        // A selector gives one stem for all.
+        let (found, _) = pick(tmp.path(), &["--name", "php-fpm*"]);
+        let l: Vec<String> = found.into_iter().map(|s| s.label).collect();
+        assert_eq!(l, ["php-fpm_1", "php-fpm_2", "php-fpm_3"]);
+    }
+
+    #[test]
+    fn user_manager_units_need_their_prefix() {
+        let tmp = tempfile::tempdir().unwrap();
+        Fake {
+            argv: &["/usr/sbin/nginx"],
+            cgroup: "0::/system.slice/nginx.service\n",
+            ..Fake::new(60, "nginx")
+        }
+        .write(tmp.path());
+        Fake {
+            argv: &["/usr/sbin/nginx"],
+            cgroup: "0::/user.slice/user-1000.slice/user@1000.service/app.slice/nginx.service\n",
+            ..Fake::new(61, "nginx")
+        }
+        .write(tmp.path());
+        let pids = |args: &[&str]| -> Vec<i32> {
+            pick(tmp.path(), args).0.iter().map(|s| s.pid).collect()
+        };
+        assert_eq!(pids(&["--unit", "nginx"]), vec![60]);
+        assert_eq!(pids(&["--unit", "user@1000.service/nginx"]), vec![61]);
+        assert_eq!(pids(&["--unit", "user@1000.service"]), vec![61]);
+    }
+
+    #[test]
+    fn containers_by_short_id_and_a_pidfile_inside_them() {
+        let id = "3f4e5a6b7c8d9e0f11223344556677889900aabbccddeeff0011223344556677";
+        let other = "77665544332211000000000000000000000000000000000000000000000000ff";
+        let v2 = format!("0::/system.slice/docker-{id}.scope\n");
+        let v1 = format!("8:pids:/docker/{other}\n0::/\n");
+        let tmp = tempfile::tempdir().unwrap();
+        Fake {
+            argv: &["nginx: master process nginx"],
+            cgroup: &v2,
+            nspid: &[1],
+            ..Fake::new(70, "nginx")
+        }
+        .write(tmp.path());
+        Fake {
+            argv: &["nginx: worker process"],
+            cgroup: &v2,
+            nspid: &[7],
+            ppid: 70,
+            ..Fake::new(71, "nginx")
+        }
+        .write(tmp.path());
+        Fake {
+            argv: &["redis-server *:6379"],
+            cgroup: &v1,
+            nspid: &[1],
+            ..Fake::new(80, "redis-server")
+        }
+        .write(tmp.path());
+        let (found, _) = pick(tmp.path(), &["--container", &id[..12]]);
+        let shown: Vec<(String, String)> = found
+            .iter()
+            .map(|s| (s.display(), s.label.clone()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("nginx[70, pid 1 in container]", "3f4e5a6b7c8d_1"),
+                ("nginx[71, pid 7 in container]", "3f4e5a6b7c8d_2")
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+        let (found, _) = pick(tmp.path(), &["--container", &other[..14]]);
+        assert_eq!(found[0].display(), "redis-server[80, pid 1 in container]");
+        let pidfile = tmp.path().join("nginx.pid");
+        fs::write(&pidfile, "1\n").unwrap();
+        let file = pidfile.to_str().unwrap();
+        let (found, _) = pick(tmp.path(), &["--container", id, "--pidfile", file]);
+        assert_eq!(found.iter().map(|s| s.pid).collect::<Vec<_>>(), vec![70]);
+        fs::write(&pidfile, "9\n").unwrap();
+        let (found, report) = pick(tmp.path(), &["--container", id, "--pidfile", file]);
+        assert!(found.is_empty());
+        assert!(
+            report.findings()[0]
+                .text
+                .contains("names pid 9, which is not running in container"),
+            "{report:?}"
+        );
+        let (found, report) = pick(tmp.path(), &["--container", "0123456789ab"]);
+        assert!(found.is_empty());
+        assert_eq!(
+            report.findings()[0].text,
+            "no process matches --container 0123456789ab"
+        );
+    }
+
+    #[test]
+    fn an_ambiguous_id_prefix_is_unknown() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (pid, id) in [(90, "aa"), (91, "bb")] {
+            let cg = format!(
+                "0::/system.slice/docker-0123456789ab{}.scope\n",
+                id.repeat(26)
+            );
+            Fake {
+                argv: &["sleep", "9"],
+                cgroup: &cg,
+                ..Fake::new(pid, "sleep")
+            }
+            .write(tmp.path());
+        }
+        let e = sel(&["--container", "0123456789ab"])
+            .resolve(&ProcRoot::new(tmp.path()), None, &mut Report::default())
+            .unwrap_err();
+        assert!(e.to_string().contains("names 2 containers"), "{e}");
+        let (found, _) = pick(tmp.path(), &["--container", "0123456789abaa"]);
+        assert_eq!(found.len(), 1);
+    }
+
+    #[test]
+    fn relative_and_absolute_pidfiles_describe_alike() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        fs::create_dir(&dir).unwrap();
+        let abs = sel(&["--pidfile", dir.join("app.pid").to_str().unwrap()]);
+        let dotted = dir.join("..").join("run").join(".").join("app.pid");
+        let rel = sel(&["--pidfile", dotted.to_str().unwrap()]);
+        assert_eq!(abs.describe(), rel.describe());
+        assert_eq!(abs.stable_label(), rel.stable_label());
+        // The link itself is named, not where it points.
+        let link = dir.join("link.pid");
+        std::os::unix::fs::symlink(dir.join("app.pid"), &link).unwrap();
+        assert!(canonical_pidfile(&link).ends_with("run/link.pid"));
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(
+            canonical_pidfile(Path::new("x.pid")),
+            fs::canonicalize(&here).unwrap().join("x.pid")
+        );
+    }
+
+    #[test]
+    fn a_pidfile_symlink_is_followed_only_when_root_owns_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real.pid");
+        fs::write(&real, format!("{}\n", std::process::id())).unwrap();
+        let link = tmp.path().join("link.pid");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // the links below need root to own (or give away) them
+        }
+        assert_eq!(read_pidfile(&link).unwrap(), Ok(std::process::id() as i32));
+        let c = std::ffi::CString::new(link.to_str().unwrap()).unwrap();
+        // SAFETY: c is a valid path.
+        assert_eq!(unsafe { libc::lchown(c.as_ptr(), 65534, 65534) }, 0);
+        let e = read_pidfile(&link).unwrap_err().to_string();
+        assert!(
+            e.contains("symbolic link owned by uid 65534, not root"),
+            "{e}"
+        );
+        // Its content is never shown, whatever the file holds.
+        fs::write(&real, "root:*:20228:0:99999:7:::\n").unwrap();
+        let why = read_pidfile(&real).unwrap().unwrap_err();
+        assert!(!why.contains("root:"), "{why}");
     }
 }

@@ -122,10 +122,17 @@ fn rl(soft: u64, hard: u64) -> Option<Rlimit> {
 #[test]
 fn node_raised_its_soft_limit_under_monit() {
     let t = Tree::new();
+    let rc = t.path().join("monitrc");
+    fs::write(
+        &rc,
+        "check process incident-node with pidfile /run/node.pid\n",
+    )
+    .unwrap();
+    let rc_s = rc.display().to_string();
     t.add(&P {
         pid: 812,
         comm: "monit",
-        cmdline: &["/usr/bin/monit", "-I"],
+        cmdline: &["/usr/bin/monit", "-I", "-c", &rc_s],
         ..P::default()
     });
     t.add(&P {
@@ -159,7 +166,10 @@ fn node_raised_its_soft_limit_under_monit() {
         p.story()
     );
     let fix = remediation::fix(&p, rl(65536, 4096)).unwrap();
-    assert!(fix.starts_with("fix (monit): put 'ulimit -Hn 65536;' at the start of the start program of 'check process incident-node'"), "{fix}");
+    assert!(
+        fix.starts_with(&format!("fix (monit): start program = \"/bin/sh -c 'ulimit -Hn 65536; ...'\" in 'check process incident-node' of {rc_s}")),
+        "{fix}"
+    );
     assert!(fix.contains("node raises its soft limit to it"), "{fix}");
     assert!(
         fix.contains("raising a hard limit needs root or CAP_SYS_RESOURCE"),
@@ -237,20 +247,34 @@ fn daemonized_under_monit_names_the_live_monit() {
     );
     let story = p.story();
     assert!(
-        story.contains("its environment has MONIT_SERVICE=capsvc, MONIT_EVENT=Started"),
+        story.contains(&format!("monit[25974] started it (service 'capsvc'): MONIT_SERVICE=capsvc, MONIT_EVENT=Started in its environment; {rc_s} has 'check process capsvc'; monit[25974] has nofile 1024:1024, the same: inherited from it")),
         "{story}"
     );
-    assert!(
-        story.contains(&format!(
-            "control file {rc_s}, which has 'check process capsvc'"
-        )),
-        "{story}"
-    );
+    assert!(story.len() < 400, "within the report's line cap: {story}");
     let fix = remediation::fix(&p, rl(65536, 65536)).unwrap();
-    assert!(fix.starts_with(&format!("fix (monit): put 'ulimit -Hn 65536; ulimit -Sn 65536;' at the start of the start program of 'check process capsvc' in {rc_s}")), "{fix}");
+    assert!(
+        fix.starts_with(&format!("fix (monit): start program = \"/bin/sh -c 'ulimit -Hn 65536; ulimit -Sn 65536; ...'\" in 'check process capsvc' of {rc_s}")),
+        "{fix}"
+    );
+    assert!(fix.len() < 400, "within the report's line cap: {fix}");
 
     // Without the environment (unknown service), the pidfile in the control file tells.
     fs::write(t.path().join("26010/environ"), "").unwrap();
+    let p = provenance::trace(&t.root(), 26010, "nofile");
+    let s = p.starter.as_ref().unwrap();
+    assert_eq!(s.process.as_ref().unwrap().pid, 25974);
+    assert_eq!(s.service.as_deref(), Some("capsvc"));
+    assert!(
+        p.story().contains(&format!(
+            "monit[25974] started it (service 'capsvc'): {rc_s} watches its pidfile {} as 'check process capsvc'",
+            pidfile.display()
+        )),
+        "{}",
+        p.story()
+    );
+
+    // Nothing names it: said, no guess.
+    fs::write(&pidfile, "1\n").unwrap();
     let p = provenance::trace(&t.root(), 26010, "nofile");
     assert!(p.starter.is_none(), "no marks: no guess");
     assert_eq!(p.summary(), ", its starting parent exited");
@@ -305,13 +329,16 @@ fn supervisord_named_by_its_script_and_minfds() {
     assert_eq!(s.unit.as_deref(), Some("supervisor.service"));
     // Soft short only: minfds.
     let fix = remediation::fix(&p, rl(2048, 2048)).unwrap();
-    assert!(fix.starts_with(&format!("fix (supervisord): minfds=2048 in [supervisord] of {conf_s}, then restart supervisord itself")), "{fix}");
-    assert!(!fix.contains("for the hard limit"), "soft only: {fix}");
+    assert!(fix.starts_with(&format!("fix (supervisord): minfds=2048 in [supervisord] of {conf_s}, then restart supervisord (its children")), "{fix}");
+    assert!(
+        !fix.contains("the hard limit where it starts"),
+        "soft only: {fix}"
+    );
     // Hard short too: the unit.
     let fix = remediation::fix(&p, rl(65536, 65536)).unwrap();
     assert!(fix.contains("minfds=65536"), "{fix}");
     assert!(
-        fix.contains("for the hard limit: LimitNOFILE=65536 in supervisor.service"),
+        fix.contains("the hard limit where it starts: LimitNOFILE=65536 in supervisor.service"),
         "{fix}"
     );
 }
@@ -511,7 +538,7 @@ fn the_same_advice_whatever_the_expectation_says_about_the_hard_limit() {
     let p = provenance::trace(&t.root(), 900, "nofile");
     // A hard-only shortfall: the hard limit rises, the soft one is left alone, never lowered.
     let fix = remediation::fix(&p, rl(1024, 8192)).unwrap();
-    assert!(fix.contains("'ulimit -Hn 8192;'"), "{fix}");
+    assert!(fix.contains("'ulimit -Hn 8192; ...'"), "{fix}");
     assert!(!fix.contains("ulimit -n"), "{fix}");
     assert!(
         fix.ends_with("now: prlimit --pid 900 --nofile=1024:8192"),

@@ -1,9 +1,15 @@
-//! Reading /proc through one root that tests can replace (the hidden `--proc-root`).
+//! Reading /proc through one root: `/proc`, or the host's procfs mounted elsewhere when the
+//! plugin runs inside a container (`--proc-root /host/proc`).
 //!
 //! Files are read whole into memory at this boundary, so an I/O error is never mistaken for
 //! the end of a file, and then parsed with procfs' parsers or our own where procfs lacks the
 //! fact. Every error carries the path it came from.
+//!
+//! What a process is called comes from [`identity`] (world-readable sources only) and is
+//! shown one way everywhere, `name[pid]`, by [`who`].
 
+pub mod container;
+pub mod identity;
 pub mod limits;
 
 use std::ffi::CString;
@@ -15,7 +21,17 @@ use std::path::{Path, PathBuf};
 use procfs::FromRead;
 
 use crate::error::CheckError;
+pub use container::Container;
+pub use identity::{Glob, Identity};
 pub use limits::{Limits, Rlimit};
+
+/// `PF_KTHREAD` in the flags field of `/proc/PID/stat`: a kernel thread.
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// How a process is shown in every output line: `name[pid]`.
+pub fn who(name: &str, pid: i32) -> String {
+    format!("{name}[{pid}]")
+}
 
 /// `statfs` magic of the real procfs.
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
@@ -28,7 +44,27 @@ pub struct ProcRoot {
 }
 
 impl ProcRoot {
-    /// Opens the tree at `path` (normally `/proc`).
+    /// Opens the tree at `path` for `--proc-root`: it must be a procfs (the host's, mounted
+    /// elsewhere, works); anything else is an error naming it. Builds with the `testing`
+    /// feature (never packaged) also take a fixture tree laid out like /proc.
+    pub fn open(path: impl Into<PathBuf>) -> Result<ProcRoot, CheckError> {
+        let root = ProcRoot::new(path);
+        if root.is_procfs || (cfg!(feature = "testing") && looks_like_proc(&root.path)) {
+            return Ok(root);
+        }
+        let shown = root.path.display();
+        Err(CheckError::Config(match fs::metadata(&root.path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                format!("--proc-root {shown} does not exist")
+            }
+            Ok(m) if !m.is_dir() => format!("--proc-root {shown} is not a directory"),
+            _ => format!(
+                "--proc-root {shown} is not a procfs; give the host's /proc mounted there (e.g. -v /proc:{shown}:ro)"
+            ),
+        }))
+    }
+
+    /// Opens the tree at `path` without checking what it is (tests, and the real `/proc`).
     pub fn new(path: impl Into<PathBuf>) -> ProcRoot {
         let path = path.into();
         let is_procfs = fs_magic(&path) == Some(PROC_SUPER_MAGIC);
@@ -56,15 +92,36 @@ impl ProcRoot {
         })
     }
 
-    /// The PIDs of all processes (thread-group leaders; /proc lists no threads at its top).
+    /// The PIDs of all processes (thread-group leaders; /proc lists no threads at its top),
+    /// kernel threads left out: they have no fds, limits or name of their own to check, and
+    /// their fd directories are closed to non-root users.
     pub fn pids(&self) -> Result<Vec<i32>, CheckError> {
         let entries = fs::read_dir(&self.path).map_err(|e| CheckError::io(&self.path, e))?;
         let mut pids: Vec<i32> = entries
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .filter(|&pid| !self.process(pid).is_kernel_thread())
             .collect();
         pids.sort_unstable();
         Ok(pids)
+    }
+
+    /// Whether this procfs hides other users' processes (`hidepid=1|2|invisible|noaccess`),
+    /// and so a process that is not listed may still be running.
+    pub fn hides_other_users(&self) -> bool {
+        let Ok(mountinfo) = self.read("self/mountinfo") else {
+            return false;
+        };
+        let target = fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        mountinfo.lines().any(|line| {
+            let mut fields = line.split(' ');
+            fields.nth(4).is_some_and(|mnt| Path::new(mnt) == target)
+                && line.contains(" - proc ")
+                && line.split([',', ' ']).any(|o| {
+                    o.strip_prefix("hidepid=")
+                        .is_some_and(|v| v != "0" && v != "off")
+                })
+        })
     }
 
     /// A handle on one process (nothing is read yet).
@@ -218,29 +275,58 @@ impl Process<'_> {
             .collect())
     }
 
+    /// Whether this is a kernel thread (`PF_KTHREAD` in `stat`); false when it can't be read.
+    pub fn is_kernel_thread(&self) -> bool {
+        self.read("stat")
+            .ok()
+            .and_then(|text| stat_flags(&text))
+            .is_some_and(|flags| flags & PF_KTHREAD != 0)
+    }
+
+    /// `comm` and the argument vector, the world-readable facts its name comes from.
+    pub fn identity(&self) -> Result<Identity, CheckError> {
+        let comm = self.stat()?.comm;
+        Ok(Identity {
+            comm,
+            argv: self.cmdline()?,
+        })
+    }
+
+    /// The PIDs of the process in each PID namespace it is in, from the reader's outwards
+    /// (`NSpid` in `status`): one entry on the host, `[host, .., in-container]` inside.
+    pub fn ns_pids(&self) -> Result<Vec<i32>, CheckError> {
+        Ok(self.status()?.nspid.unwrap_or_else(|| vec![self.pid]))
+    }
+
+    /// The container whose cgroup holds the process, if any.
+    pub fn container(&self) -> Result<Option<Container>, CheckError> {
+        Ok(self
+            .cgroup_paths()?
+            .iter()
+            .find_map(|p| container::in_cgroup_path(p)))
+    }
+
     /// The basename of the executable (`/proc/PID/exe`), when it can be read (it needs
-    /// ptrace access for another user's process).
+    /// ptrace access for another user's process). Never part of a name or a match, which
+    /// must not depend on who runs the check; shown only as extra detail.
     pub fn exe_name(&self) -> Option<String> {
         let target = fs::read_link(self.path("exe")).ok()?;
         let name = target.file_name()?.to_string_lossy().into_owned();
         Some(name.trim_end_matches(" (deleted)").to_string())
     }
 
-    /// The full executable name: the exe's basename, else argv\[0\]'s, else the 15-character
-    /// `comm`. Unlike `comm` it is not truncated.
+    /// What the process is called ([`Identity::name`]): the script for an interpreter, the
+    /// executable's full name, never different for root and other users. `?` if unreadable.
     pub fn name(&self) -> String {
-        let exe = self.exe_name();
-        let argv = if exe.is_none() {
-            self.cmdline().unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let comm = || {
-            self.stat()
-                .map(|s| s.comm)
-                .unwrap_or_else(|_| "?".to_string())
-        };
-        full_name(exe, &argv, comm)
+        match self.identity() {
+            Ok(id) => id.name(),
+            Err(_) => "?".to_string(),
+        }
+    }
+
+    /// `name[pid]`, as every output line shows a process.
+    pub fn who(&self) -> String {
+        who(&self.name(), self.pid)
     }
 
     /// The cgroup paths the process belongs to (`/proc/PID/cgroup`, v1 and v2 lines).
@@ -308,16 +394,31 @@ impl Process<'_> {
     }
 }
 
-/// The basename of argv\[0\], if there is one.
-pub fn argv0_name(argv: &[String]) -> Option<String> {
-    let base = Path::new(argv.first()?).file_name()?;
-    Some(base.to_string_lossy().into_owned())
+/// Whether a process in this state has ended: a zombie (exited, not yet reaped by its
+/// parent) or dead. A zombie thread-group leader whose other threads still run is alive.
+pub fn has_exited(stat: &Stat) -> bool {
+    matches!(stat.state, 'Z' | 'X' | 'x') && stat.num_threads <= 1
 }
 
-/// A process's full name from what was read: the exe's basename, else argv\[0\]'s, else
-/// `comm` (asked for only when needed).
-pub fn full_name(exe: Option<String>, argv: &[String], comm: impl FnOnce() -> String) -> String {
-    exe.or_else(|| argv0_name(argv)).unwrap_or_else(comm)
+/// The flags field of a `/proc/PID/stat` line (the 7th after the parenthesized comm).
+fn stat_flags(text: &str) -> Option<u32> {
+    text.get(text.rfind(')')? + 1..)?
+        .split_whitespace()
+        .nth(6)?
+        .parse()
+        .ok()
+}
+
+/// Whether a directory that is not a procfs is laid out like one (a fixture tree for tests):
+/// it holds a PID directory, `net` or `sys`.
+fn looks_like_proc(path: &Path) -> bool {
+    fs::read_dir(path).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name == "net" || name == "sys" || name.parse::<u32>().is_ok()
+        })
+    })
 }
 
 /// The unit named by a cgroup path: the last component that is a service or scope,

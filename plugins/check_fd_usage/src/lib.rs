@@ -68,7 +68,7 @@ impl CheckArgs for Args {
 /// The check: acquire, evaluate; the runner renders.
 pub fn check(args: &Args) -> Result<Report, CheckError> {
     let rules = evaluate::Rules::new(args)?;
-    let root = ProcRoot::new(&args.common.proc_root);
+    let root = ProcRoot::open(&args.common.proc_root)?;
     let obs = acquire::observe(&root, args)?;
     let mut name = |pid: i32| format!("{}[{pid}]", root.process(pid).name());
     Ok(evaluate::evaluate(obs, args, &rules, &mut name))

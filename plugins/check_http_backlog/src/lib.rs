@@ -37,7 +37,7 @@ use crate::listener::Listener;
 pub fn check(args: &Args) -> Result<Report, CheckError> {
     let deadline = Instant::now() + args.common.timeout.duration;
     args::validate(args)?;
-    let root = ProcRoot::new(&args.common.proc_root);
+    let root = ProcRoot::open(&args.common.proc_root)?;
     let mut obs = acquire::observe(args, &root, deadline)?;
     let prior = if obs.selected.as_ref().is_some_and(Vec::is_empty) {
         evaluate::Prior::default()

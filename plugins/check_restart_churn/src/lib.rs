@@ -141,7 +141,7 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
         ));
     }
     let policy = args.policy()?;
-    let root = ProcRoot::new(&args.common.proc_root);
+    let root = ProcRoot::open(&args.common.proc_root)?;
     let mut selection = Report::default();
     let selected = args.select.resolve(&root, None, &mut selection)?;
     // A process that could not be read would look like a restart next time: report it and

@@ -6,19 +6,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use procguard_common::proc::{limits, Limits, ProcRoot, Process, Rlimit};
+use procguard_common::proc::{limits, Limits, ProcRoot, Process};
 use procguard_common::select::{pid_from_pidfile, Selected};
 use procguard_common::{systemd, CheckError, Status};
 
 use crate::expectation::Note;
 use crate::limits_conf::{self, ConfFile, Flavor};
 use crate::plan::{Job, Like, UnitChoice};
-use crate::provenance::{self, Trace};
 use crate::source::like::LikeInput;
 use crate::source::pam::PamInput;
 use crate::source::unit::UnitInput;
 use crate::users::{self, GroupEntry, PasswdEntry};
 use crate::{Args, PamFlavor};
+use procguard_common::provenance::{self, Provenance};
 
 /// What holds for the whole run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub struct Observation {
     pub like: Option<Result<LikeInput, Note>>,
     /// Where each too-low item's value came from (filled by [`Acquirer::trace`], only for
     /// the items evaluation finds too low).
-    pub origins: BTreeMap<&'static str, Trace>,
+    pub origins: BTreeMap<&'static str, Provenance>,
 }
 
 type Accounts = Rc<(Vec<PasswdEntry>, Vec<GroupEntry>)>;
@@ -71,9 +71,9 @@ pub struct Acquirer<'a> {
 }
 
 impl<'a> Acquirer<'a> {
-    /// Reads the run's [`Facts`].
-    pub fn new(args: &'a Args) -> Acquirer<'a> {
-        let root = ProcRoot::new(&args.common.proc_root);
+    /// Reads the run's [`Facts`]; `--proc-root` must be a procfs.
+    pub fn new(args: &'a Args) -> Result<Acquirer<'a>, CheckError> {
+        let root = ProcRoot::open(&args.common.proc_root)?;
         let flavor = match args.pam_flavor {
             PamFlavor::Upstream => Flavor::Upstream,
             PamFlavor::Debian => Flavor::Debian,
@@ -85,14 +85,14 @@ impl<'a> Acquirer<'a> {
             pid1: root.process(1).limits().ok(),
             flavor,
         };
-        Acquirer {
+        Ok(Acquirer {
             args,
             root,
             facts,
             accounts: None,
             confs: HashMap::new(),
             units: HashMap::new(),
-        }
+        })
     }
 
     /// The /proc to read.
@@ -141,8 +141,8 @@ impl<'a> Acquirer<'a> {
     }
 
     /// Walks the parent chain of `pid` to find where its value of `item` came from.
-    pub fn trace(&self, pid: i32, item: &str, value: Rlimit) -> Trace {
-        provenance::trace(&self.root, pid, item, value)
+    pub fn trace(&self, pid: i32, item: &str) -> Provenance {
+        provenance::trace(&self.root, pid, item)
     }
 
     fn pam(&mut self, path: &Path, p: &Process) -> Result<PamInput, Note> {

@@ -82,6 +82,8 @@ pub struct Select {
     pub unit: Option<String>,
     /// `--ppid`.
     pub ppid: Option<i32>,
+    /// `--container`.
+    pub container: Option<String>,
 }
 
 fn regex<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Regex>, D::Error> {
@@ -102,6 +104,7 @@ impl Select {
             user: self.user.clone(),
             unit: self.unit.clone(),
             ppid: self.ppid,
+            container: self.container.clone(),
         }
     }
 }

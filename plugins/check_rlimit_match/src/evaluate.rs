@@ -148,16 +148,7 @@ pub fn process(obs: &Observation, job: &Job, expected: &Expected, facts: &Facts)
             .collect();
         let suffix = match obs.origins.get(item).filter(|_| !below.is_empty()) {
             Some(trace) => {
-                let e = explain(
-                    who,
-                    obs.pid,
-                    item,
-                    actual,
-                    trace,
-                    &below,
-                    &wants,
-                    facts.nr_open,
-                );
+                let e = explain(item, trace, &below, &wants, facts.nr_open);
                 v.stories.push(e.story);
                 e.suffix
             }
@@ -219,9 +210,11 @@ mod tests {
     use super::*;
     use crate::expectation::Comparison;
     use crate::limits_conf::Flavor;
-    use crate::provenance::{Ancestor, Trace};
     use crate::source::cli;
     use procguard_common::proc::Limits;
+    use procguard_common::provenance::{
+        self as pv, Ancestor, Marks, Provenance, SoftOrigin, Starter,
+    };
     use std::collections::BTreeMap;
 
     /// /proc/PID/limits of a process started under a parent with nofile 1024:4096.
@@ -369,10 +362,29 @@ mod tests {
         };
         o.origins.insert(
             "nofile",
-            Trace {
+            Provenance {
+                pid: 100,
+                who: "node[100]".into(),
+                name: "node".into(),
+                comm: "node".into(),
+                display: "node".into(),
+                item: "nofile".into(),
+                actual: lowered,
                 chain: vec![monit.clone()],
-                origin: Some(monit),
+                hard_from: Some(monit.clone()),
+                soft_from: Some(monit.clone()),
+                soft: SoftOrigin::Inherited,
                 orphaned: None,
+                starter: Some(Starter {
+                    kind: pv::Kind::Monit,
+                    process: Some(monit),
+                    service: Some("app".into()),
+                    config: None,
+                    unit: None,
+                    from_chain: true,
+                    evidence: String::new(),
+                }),
+                marks: Marks::default(),
                 error: None,
             },
         );
@@ -384,20 +396,20 @@ mod tests {
         assert_eq!(v.stories.len(), 1);
         assert_eq!(
             v.stories[0].detail,
-            "node[100] nofile 1024:4096: inherited from monit[50] (/usr/bin/monit -I); chain: node[100] 1024:4096 <- monit[50] 1024:4096"
+            "node[100] nofile 1024:4096: inherited from monit[50] (/usr/bin/monit -I) for service 'app'; chain: node[100] 1024:4096 <- monit[50] 1024:4096"
         );
         assert!(
             v.stories[0]
                 .fix
-                .starts_with("fix (monit): monit[50] passes its own limits"),
+                .starts_with("fix (monit): start program = \"/bin/sh -c 'ulimit -Hn 65536; ulimit -Sn 65536; ...'\" in 'check process app'"),
             "{}",
             v.stories[0].fix
         );
-        // The values the fix proposes are the provenance rules' business (issue 17.4).
+        // The value asked for, never the one it has.
         assert!(
             v.stories[0]
                 .fix
-                .contains("now: prlimit --pid 100 --nofile="),
+                .ends_with("now: prlimit --pid 100 --nofile=65536:65536"),
             "{}",
             v.stories[0].fix
         );

@@ -1,13 +1,14 @@
-//! Words for where a too-low value came from, from the [`Trace`] acquisition found: the
-//! suffix of the findings (", inherited from monit[812] (nofile 1024:4096)"), the chain for
-//! the long output, and a remediation for the supervisor that passed the value on.
+//! Words for where a too-low value came from, from the [`Provenance`] acquisition found
+//! (common's one provenance module, shared with check_restart_churn and check_http_backlog):
+//! the suffix of the findings (", inherited from monit[812] (nofile 1024:4096)"), the story
+//! for the long output, and the remediation for whoever gives the service its limit.
 
-use procguard_common::proc::limits::show;
 use procguard_common::proc::Rlimit;
+use procguard_common::provenance::Provenance;
+use procguard_common::remediation;
 
 use crate::expectation::{cmp_limit, Expectation, Half};
 use crate::limits_conf;
-use crate::provenance::{generic_remediation, Supervisor, Trace};
 
 /// The long-output lines about one too-low item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,21 +28,17 @@ pub struct Explanation {
     pub story: Story,
 }
 
-/// The too-low item `item` of the process `who` (`pid`) that has `actual`: `wants` are all
-/// its expectations for the item, `below` those it falls short of.
-#[allow(clippy::too_many_arguments)]
+/// The too-low item `item` of a process, traced in `trace`: `wants` are all its
+/// expectations for the item, `below` those it falls short of. The fix asks for the highest
+/// expected value of each half (capped by `nr_open` for nofile), whatever the source said it.
 pub fn explain(
-    who: &str,
-    pid: i32,
     item: &'static str,
-    actual: Rlimit,
-    trace: &Trace,
+    trace: &Provenance,
     below: &[&Expectation],
     wants: &[&Expectation],
     nr_open: Option<u64>,
 ) -> Explanation {
-    let (suffix, detail) = origin(who, item, actual, trace);
-    // What to ask for: the highest expected value of each half, never below the actual.
+    let actual = trace.actual;
     let pick = |half: Half, current: Option<u64>| {
         wants
             .iter()
@@ -55,76 +52,22 @@ pub fn explain(
             .max_by(|a, b| cmp_limit(*a, *b))
             .flatten()
     };
-    let hard = pick(Half::Hard, actual.hard);
-    let soft = limits_conf::clamp(pick(Half::Soft, actual.soft), hard);
+    // A soft value above the hard limit needs the hard limit raised too, never the soft
+    // one cut down to the hard limit the process already has.
+    let soft = pick(Half::Soft, actual.soft);
+    let hard = [pick(Half::Hard, actual.hard), soft]
+        .into_iter()
+        .max_by(|a, b| cmp_limit(*a, *b))
+        .flatten();
+    let soft = limits_conf::clamp(soft, hard);
+    let fix = remediation::fix(trace, Some(Rlimit { soft, hard })).unwrap_or_else(|| {
+        format!("fix: none within the kernel's limits ({item} is capped by fs.nr_open)")
+    });
     Explanation {
-        suffix,
+        suffix: trace.summary(),
         story: Story {
-            detail,
-            fix: fix(trace, item, soft, hard, pid),
+            detail: trace.story(),
+            fix,
         },
-    }
-}
-
-/// The findings' suffix and the long-output line saying where `actual` came from.
-fn origin(who: &str, item: &str, actual: Rlimit, t: &Trace) -> (String, String) {
-    let mut detail = format!("{who} {item} {}: ", actual.describe());
-    let suffix;
-    if let Some(why) = &t.orphaned {
-        suffix = ", its starting parent exited".to_string();
-        detail.push_str(why);
-    } else if let Some(o) = &t.origin {
-        suffix = format!(
-            ", inherited from {} ({item} {})",
-            o.who(),
-            o.limit.describe()
-        );
-        detail.push_str(&format!("inherited from {} ({})", o.who(), o.cmdline));
-    } else if let Some(parent) = t.chain.first() {
-        suffix = format!(
-            ", not inherited ({} has {})",
-            parent.who(),
-            parent.limit.describe()
-        );
-        detail.push_str(&format!(
-            "set by the process itself or its start command; its parent {} has {}",
-            parent.who(),
-            parent.limit.describe()
-        ));
-    } else {
-        suffix = String::new();
-        detail.push_str("no parent to inherit from");
-    }
-    let mut chain = vec![format!("{who} {}", actual.describe())];
-    chain.extend(
-        t.chain
-            .iter()
-            .map(|a| format!("{} {}", a.who(), a.limit.describe())),
-    );
-    detail.push_str(&format!("; chain: {}", chain.join(" <- ")));
-    if let Some(e) = &t.error {
-        detail.push_str(&format!(" (stopped: {e})"));
-    }
-    (suffix, detail)
-}
-
-/// The remediation line: for the supervisor that passed the value on, when recognised.
-fn fix(t: &Trace, item: &str, soft: Option<u64>, hard: Option<u64>, pid: i32) -> String {
-    let value = format!("{}:{}", show(soft), show(hard));
-    let single = show(if soft == hard { hard } else { soft });
-    let fixer = if t.orphaned.is_some() {
-        None
-    } else {
-        t.origin.as_ref().or(t.chain.first())
-    };
-    match fixer.and_then(|a| Some((a, Supervisor::recognise(&a.name, &a.cmdline)?))) {
-        Some((a, sup)) => sup.remediation(&a.who(), item, &value, &single, pid),
-        None => generic_remediation(
-            &fixer.map_or_else(|| "whatever".to_string(), |a| a.who()),
-            item,
-            &value,
-            &single,
-            pid,
-        ),
     }
 }

@@ -12,7 +12,6 @@
 pub mod config;
 pub mod expect;
 pub mod limits_conf;
-pub mod provenance;
 pub mod users;
 
 mod acquire;
@@ -147,7 +146,7 @@ pub enum PamFlavor {
 /// The check: plan the jobs, then for each selected process acquire → evaluate → render.
 pub fn check(args: &Args) -> Result<Report, CheckError> {
     let jobs = plan::jobs(args)?;
-    let mut acquirer = Acquirer::new(args);
+    let mut acquirer = Acquirer::new(args)?;
     let mut run = Run::default();
     let mut report = Report::default();
     for job in &jobs {
@@ -189,8 +188,8 @@ fn check_job(
         };
         let expected = source::collect(job, &obs, acquirer.facts());
         // Where a value came from is traced only for the values found too low.
-        for (item, actual) in evaluate::below(&obs, job, &expected, acquirer.facts()) {
-            let trace = acquirer.trace(obs.pid, item, actual);
+        for (item, _) in evaluate::below(&obs, job, &expected, acquirer.facts()) {
+            let trace = acquirer.trace(obs.pid, item);
             obs.origins.insert(item, trace);
         }
         run.add(

@@ -150,6 +150,7 @@ fn service_restarted_by_a_supervisor_is_critical_and_names_the_supervisor() {
         s(conf.path()),
         "--pam-flavor",
         "upstream",
+        "-v",
     ]);
     assert_eq!(o.code, 2, "{}", o.stdout);
     let line1 = o.line1();
@@ -179,7 +180,7 @@ fn service_restarted_by_a_supervisor_is_critical_and_names_the_supervisor() {
         o.stdout
     );
     assert!(
-        o.stdout.contains(&format!("fix (monit): monit[{}] passes its own limits to what it starts: put 'ulimit -n 500000' in the start program", monit.pid())),
+        o.stdout.contains("fix (monit): start program = \"/bin/sh -c 'ulimit -Hn 500000; ulimit -Sn 500000; ...'\" in 'check process SERVICE' of its control file, then monit reload"),
         "{}",
         o.stdout
     );
