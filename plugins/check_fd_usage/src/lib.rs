@@ -70,7 +70,7 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
     let rules = evaluate::Rules::new(args)?;
     let root = ProcRoot::open(&args.common.proc_root)?;
     let obs = acquire::observe(&root, args)?;
-    let mut name = |pid: i32| format!("{}[{pid}]", root.process(pid).name());
+    let mut name = |pid: i32| root.process(pid).who();
     Ok(evaluate::evaluate(obs, args, &rules, &mut name))
 }
 

@@ -23,6 +23,7 @@ fn sel(pid: i32, name: &str, label: &str) -> Selected {
         name: name.into(),
         starttime: 100,
         label: label.into(),
+        ns_pid: None,
     }
 }
 
