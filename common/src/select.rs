@@ -25,7 +25,8 @@ use regex::Regex;
 use crate::accounts::parse_passwd;
 use crate::error::CheckError;
 use crate::files::{max, read_regular, Follow};
-use crate::proc::{container::Container, has_exited, who, Glob, Identity, ProcRoot, Process};
+use crate::proc::container::{Container, MIN_ID_PREFIX};
+use crate::proc::{has_exited, who, Glob, Identity, ProcRoot, Process};
 use crate::report::Report;
 use crate::status::Status;
 use crate::systemd::unit_name;
@@ -241,7 +242,18 @@ impl Selector {
                 root.path().display()
             ));
         } else {
-            report.add(Status::Critical, format!("no process matches {described}"));
+            let hint = match &self.container {
+                Some(c)
+                    if c.len() < MIN_ID_PREFIX && c.chars().all(|ch| ch.is_ascii_hexdigit()) =>
+                {
+                    format!(" (an id prefix needs at least {MIN_ID_PREFIX} hex digits)")
+                }
+                _ => String::new(),
+            };
+            report.add(
+                Status::Critical,
+                format!("no process matches {described}{hint}"),
+            );
         }
     }
 
@@ -1035,6 +1047,11 @@ mod tests {
         assert_eq!(
             report.findings()[0].text,
             "no process matches --container 0123456789ab"
+        );
+        let (_, report) = pick(tmp.path(), &["--container", "3f4e5a"]);
+        assert_eq!(
+            report.findings()[0].text,
+            "no process matches --container 3f4e5a (an id prefix needs at least 12 hex digits)"
         );
     }
 

@@ -491,6 +491,44 @@ mod tests {
         assert_eq!(unit_in_cgroup_path("/"), None);
     }
 
+    /// mountinfo lines as the kernel prints them for a procfs with and without hidepid.
+    #[test]
+    fn hidepid_is_read_from_mountinfo() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = fs::canonicalize(tmp.path()).unwrap();
+        fs::create_dir(dir.join("self")).unwrap();
+        let line = |opts: &str| {
+            format!(
+                "22 1 0:21 / {} rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw{opts}\n",
+                dir.display()
+            )
+        };
+        let root = ProcRoot::new(&dir);
+        for (opts, hides) in [
+            ("", false),
+            (",hidepid=0", false),
+            (",hidepid=2", true),
+            (",hidepid=invisible,gid=4", true),
+        ] {
+            fs::write(dir.join("self/mountinfo"), line(opts)).unwrap();
+            assert_eq!(root.hides_other_users(), hides, "{opts}");
+        }
+    }
+
+    #[test]
+    fn proc_root_must_be_a_procfs() {
+        assert!(ProcRoot::open("/proc").is_ok());
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("README"), "x").unwrap();
+        let e = ProcRoot::open(tmp.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("is not a procfs; give the host's /proc mounted there"),
+            "{e}"
+        );
+        let e = ProcRoot::open("/no/such/dir").unwrap_err().to_string();
+        assert_eq!(e, "--proc-root /no/such/dir does not exist");
+    }
+
     /// Oracle: what we read from /proc/self agrees with the kernel's own answers.
     #[test]
     fn self_matches_the_kernel() {
