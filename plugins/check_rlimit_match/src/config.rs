@@ -12,13 +12,15 @@
 //!     systemd: node.service                  # or true: the unit of the cgroup
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use regex::Regex;
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use procguard_common::proc::limits::{item_name, ITEMS};
 use procguard_common::select::Selector;
 use procguard_common::CheckError;
 
@@ -178,54 +180,57 @@ impl<'de> Deserialize<'de> for Limit {
     }
 }
 
-/// Expected values by item name; unknown items are rejected with their line.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
-pub struct Items {
-    pub cpu: Option<Limit>,
-    pub fsize: Option<Limit>,
-    pub data: Option<Limit>,
-    pub stack: Option<Limit>,
-    pub core: Option<Limit>,
-    pub rss: Option<Limit>,
-    pub nproc: Option<Limit>,
-    pub nofile: Option<Limit>,
-    pub memlock: Option<Limit>,
-    #[serde(rename = "as")]
-    pub as_: Option<Limit>,
-    pub locks: Option<Limit>,
-    pub sigpending: Option<Limit>,
-    pub msgqueue: Option<Limit>,
-    pub nice: Option<Limit>,
-    pub rtprio: Option<Limit>,
-    pub rttime: Option<Limit>,
+/// Expected values by item name (the names of the one limit-items table); unknown items
+/// are rejected with their line.
+#[derive(Debug, Default)]
+pub struct Items(BTreeMap<&'static str, Limit>);
+
+/// The item names, for serde's "expected one of" message.
+const ITEM_NAMES: [&str; ITEMS.len()] = {
+    let mut names = [""; ITEMS.len()];
+    let mut i = 0;
+    while i < ITEMS.len() {
+        names[i] = ITEMS[i].name;
+        i += 1;
+    }
+    names
+};
+
+impl<'de> Deserialize<'de> for Items {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Items, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Items;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of limit items (nofile, nproc, ...) to limits")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Items, A::Error> {
+                let mut items = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let Some(item) = item_name(&key) else {
+                        return Err(de::Error::unknown_field(&key, &ITEM_NAMES));
+                    };
+                    if items.insert(item, map.next_value::<Limit>()?).is_some() {
+                        return Err(de::Error::duplicate_field(item));
+                    }
+                }
+                Ok(Items(items))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 impl Items {
     /// The expectations given, in the kernel's order.
     pub fn specs(&self) -> Vec<ItemSpec> {
-        [
-            ("cpu", self.cpu),
-            ("fsize", self.fsize),
-            ("data", self.data),
-            ("stack", self.stack),
-            ("core", self.core),
-            ("rss", self.rss),
-            ("nproc", self.nproc),
-            ("nofile", self.nofile),
-            ("memlock", self.memlock),
-            ("as", self.as_),
-            ("locks", self.locks),
-            ("sigpending", self.sigpending),
-            ("msgqueue", self.msgqueue),
-            ("nice", self.nice),
-            ("rtprio", self.rtprio),
-            ("rttime", self.rttime),
-        ]
-        .into_iter()
-        .filter_map(|(item, l)| l.map(|Limit(spec)| ItemSpec { item, spec }))
-        .collect()
+        ITEMS
+            .iter()
+            .filter_map(|i| {
+                let Limit(spec) = *self.0.get(i.name)?;
+                Some(ItemSpec { item: i.name, spec })
+            })
+            .collect()
     }
 }
 
@@ -348,6 +353,10 @@ mod tests {
         assert!(value.starts_with("config s.yaml line 4: "), "{value}");
         let re = err("services:\n  - name: a\n    select:\n      cmdline: \"(\"\n");
         assert!(re.starts_with("config s.yaml line 4: "), "{re}");
+        let twice = err(
+            "services:\n  - name: a\n    select: {name: x}\n    expect:\n      nofile: 1\n      nofile: 2\n",
+        );
+        assert!(twice.contains("duplicate field `nofile`"), "{twice}");
         assert!(err("services: []\n").contains("no services"));
         assert!(err("services:\n  - name: a\n    select: {}\n").contains("empty select"));
         assert!(err(

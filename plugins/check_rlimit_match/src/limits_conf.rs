@@ -452,13 +452,13 @@ fn process_limit(
     if class == ALL || class == ALLGROUP {
         return;
     }
-    match item {
-        "cpu" if v != INF => v = if v >= INF / 60 { INF } else { v * 60 },
-        "fsize" | "data" | "stack" | "core" | "rss" | "memlock" | "as" if v != INF => {
-            v = if v >= INF / 1024 { INF } else { v * 1024 }
-        }
-        "nofile" if v == INF => v = nr_open,
-        _ => {}
+    // limits.conf counts KiB and cpu minutes: the table's scale turns them into the kernel's
+    // units (a product past the top is unlimited).
+    let scale = procguard_common::proc::limits::item(item).map_or(1, |i| i.conf_scale);
+    if item == "nofile" && v == INF {
+        v = nr_open;
+    } else if v != INF && scale > 1 {
+        v = if v >= INF / scale { INF } else { v * scale };
     }
     let slot = slots.entry(item).or_default();
     if soft {
