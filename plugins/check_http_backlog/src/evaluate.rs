@@ -15,6 +15,7 @@ use crate::args::Args;
 use crate::listener::{state_keys, stems, Listener};
 use crate::owner::{self, Owner};
 use crate::probe::{Method, Outcome, Probe};
+use procguard_common::remediation;
 
 /// What is kept between runs to turn counters into deltas.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -164,7 +165,7 @@ pub fn evaluate(obs: &Observation, args: &Args, prior: &Prior) -> Evaluation {
             .and_then(|l| attach.take(Status::Critical, Some(l), false));
         worst = probe_finding(&mut report, args, url, p, why.as_deref(), label.as_deref());
     }
-    if let Some(m) = missing(obs, args) {
+    if let Some(m) = missing(obs) {
         report.add(Status::Critical, m);
     }
     let listeners = judge_listeners(
@@ -192,7 +193,7 @@ pub fn evaluate(obs: &Observation, args: &Args, prior: &Prior) -> Evaluation {
 }
 
 /// "Nothing listens on ..." / "... holds no TCP listener", when so.
-fn missing(obs: &Observation, args: &Args) -> Option<String> {
+fn missing(obs: &Observation) -> Option<String> {
     if !obs.listeners.is_empty() {
         return None;
     }
@@ -202,18 +203,12 @@ fn missing(obs: &Observation, args: &Args) -> Option<String> {
         Some(who) => Some(format!(
             "{} holds no TCP listener{}",
             who.join(", "),
-            args.port
+            obs.target
+                .port
                 .map(|p| format!(" on port {p}"))
                 .unwrap_or_default()
         )),
-        None => {
-            let port = args.port.unwrap_or(0);
-            Some(match args.address {
-                Some(a) if a.is_ipv6() => format!("nothing listens on [{a}]:{port}"),
-                Some(a) => format!("nothing listens on {a}:{port}"),
-                None => format!("nothing listens on port {port}"),
-            })
-        }
+        None => Some(format!("nothing listens on {}", obs.target.describe())),
     }
 }
 
@@ -453,6 +448,11 @@ fn details(report: &mut Report, obs: &Observation, args: &Args, prior: &Prior) {
                 Some(os) => {
                     let who: Vec<String> = os.iter().map(Owner::describe).collect();
                     report.verbose_detail(format!("{} held by {}", l.endpoint(), who.join(", ")));
+                    // A holder at its limit: where the limit came from and who can raise it.
+                    if let Some(origin) = os.iter().find_map(|o| o.origin.as_ref()) {
+                        report.detail(origin.story());
+                        report.detail(remediation::fix(origin, None).unwrap_or_default());
+                    }
                 }
                 None => report.verbose_detail(format!(
                     "{}: no process found holding it (other users' processes need root or CAP_SYS_PTRACE; other PID namespaces are not visible)",
@@ -466,6 +466,13 @@ fn details(report: &mut Report, obs: &Observation, args: &Args, prior: &Prior) {
             "the backlog is unknown without sock_diag: give --backlog N for the percent thresholds",
         );
     }
+    report.verbose_detail(match (&obs.netns, obs.source) {
+        (None, _) => "network namespace: the plugin's own".to_string(),
+        (Some((_, ns)), Source::SockDiag) => {
+            format!("network namespace: {ns}, read with sock_diag inside it")
+        }
+        (Some((_, ns)), Source::ProcNetTcp) => format!("network namespace: {ns}"),
+    });
     if let Some(note) = &prior.note {
         report.detail(note.clone());
     }
@@ -638,6 +645,7 @@ mod tests {
                 soft: Some(soft),
                 hard: Some(4096),
             }),
+            origin: None,
         }
     }
 
@@ -808,7 +816,11 @@ mod tests {
 
     #[test]
     fn nothing_listens_and_unusable_state() {
-        let o = observed(vec![]);
+        let mut o = observed(vec![]);
+        o.target = crate::target::Target {
+            port: Some(8080),
+            addresses: vec!["::1".parse().unwrap()],
+        };
         let prior = Prior {
             error: Some("cannot use state directory /x: Permission denied".into()),
             ..Prior::default()

@@ -3,6 +3,7 @@
 
 use procguard_common::cli::format_duration;
 use procguard_common::proc::limits::show;
+use procguard_common::proc::who;
 use procguard_common::{PerfData, Report, Status, Uom};
 
 use super::lineup::Lineup;
@@ -246,9 +247,8 @@ pub(super) fn describe_event(e: &Event, now: &Now, since_last: Option<f64>) -> S
         .as_ref()
         .map(|o| {
             format!(
-                " {}[{}] (lived {}{}{})",
-                o.name,
-                o.pid,
+                " {} (lived {}{}{})",
+                who(&o.name, o.pid),
                 format_duration(o.lived),
                 last_seen_at(o.fds, o.nofile).replace(';', ","),
                 o.nofile
