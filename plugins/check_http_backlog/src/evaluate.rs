@@ -136,8 +136,10 @@ pub fn evaluate(obs: &Observation, args: &Args, prior: &Prior) -> Evaluation {
             wants_owners: false,
         };
     }
+    // An unusable state store costs the drop deltas only: a detail line, never the verdict
+    // (a healthy listener stays OK, with its own summary).
     if let Some(e) = &prior.error {
-        report.unknown(format!("drops not compared with the last run: {e}"));
+        report.detail(format!("drops not compared with the last run: {e}"));
     }
     let deltas = prior
         .saved
@@ -165,7 +167,7 @@ pub fn evaluate(obs: &Observation, args: &Args, prior: &Prior) -> Evaluation {
             .and_then(|l| attach.take(Status::Critical, Some(l), false));
         worst = probe_finding(&mut report, args, url, p, why.as_deref(), label.as_deref());
     }
-    if let Some(m) = missing(obs, args) {
+    if let Some(m) = missing(obs) {
         report.add(Status::Critical, m);
     }
     let listeners = judge_listeners(
@@ -193,7 +195,7 @@ pub fn evaluate(obs: &Observation, args: &Args, prior: &Prior) -> Evaluation {
 }
 
 /// "Nothing listens on ..." / "... holds no TCP listener", when so.
-fn missing(obs: &Observation, args: &Args) -> Option<String> {
+fn missing(obs: &Observation) -> Option<String> {
     if !obs.listeners.is_empty() {
         return None;
     }
@@ -203,18 +205,12 @@ fn missing(obs: &Observation, args: &Args) -> Option<String> {
         Some(who) => Some(format!(
             "{} holds no TCP listener{}",
             who.join(", "),
-            args.port
+            obs.target
+                .port
                 .map(|p| format!(" on port {p}"))
                 .unwrap_or_default()
         )),
-        None => {
-            let port = args.port.unwrap_or(0);
-            Some(match args.address {
-                Some(a) if a.is_ipv6() => format!("nothing listens on [{a}]:{port}"),
-                Some(a) => format!("nothing listens on {a}:{port}"),
-                None => format!("nothing listens on port {port}"),
-            })
-        }
+        None => Some(format!("nothing listens on {}", obs.target.describe())),
     }
 }
 
@@ -472,6 +468,13 @@ fn details(report: &mut Report, obs: &Observation, args: &Args, prior: &Prior) {
             "the backlog is unknown without sock_diag: give --backlog N for the percent thresholds",
         );
     }
+    report.verbose_detail(match (&obs.netns, obs.source) {
+        (None, _) => "network namespace: the plugin's own".to_string(),
+        (Some((_, ns)), Source::SockDiag) => {
+            format!("network namespace: {ns}, read with sock_diag inside it")
+        }
+        (Some((_, ns)), Source::ProcNetTcp) => format!("network namespace: {ns}"),
+    });
     if let Some(note) = &prior.note {
         report.detail(note.clone());
     }
@@ -815,7 +818,11 @@ mod tests {
 
     #[test]
     fn nothing_listens_and_unusable_state() {
-        let o = observed(vec![]);
+        let mut o = observed(vec![]);
+        o.target = crate::target::Target {
+            port: Some(8080),
+            addresses: vec!["::1".parse().unwrap()],
+        };
         let prior = Prior {
             error: Some("cannot use state directory /x: Permission denied".into()),
             ..Prior::default()
@@ -824,8 +831,25 @@ mod tests {
         assert!(!e.wants_owners);
         let (out, status) = e.report.render("HTTP_BACKLOG", 0);
         assert_eq!(status, Status::Critical);
-        assert!(out.starts_with("HTTP_BACKLOG CRITICAL - nothing listens on [::1]:8080 (+1 more)"));
-        assert!(out.contains("[UNKNOWN] drops not compared with the last run: cannot use"));
+        assert!(
+            out.starts_with("HTTP_BACKLOG CRITICAL - nothing listens on [::1]:8080"),
+            "{out}"
+        );
+        assert!(out.contains("\ndrops not compared with the last run: cannot use"));
+        // A healthy listener stays OK with its own summary; the state costs a detail line.
+        let o = observed(vec![listener("127.0.0.1", 8080, 0, 128)]);
+        let e = evaluate(&o, &args(&["--port", "8080"]), &prior);
+        let (out, status) = e.report.render("HTTP_BACKLOG", 0);
+        assert_eq!(status, Status::Ok, "{out}");
+        assert!(
+            out.starts_with("HTTP_BACKLOG OK - 127.0.0.1:8080 accept queue 0/128"),
+            "{out}"
+        );
+        assert!(
+            out.lines()
+                .any(|l| l == "drops not compared with the last run: cannot use state directory /x: Permission denied"),
+            "{out}"
+        );
     }
 
     #[test]

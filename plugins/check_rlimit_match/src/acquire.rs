@@ -229,7 +229,7 @@ impl Acquirer {
         let reference = self.root.process(pid);
         match reference.limits() {
             Ok(limits) => Ok(LikeInput::Other {
-                who: format!("{}[{pid}]", reference.name()),
+                who: reference.who(),
                 limits,
             }),
             Err(e) if e.is_not_found() => Err(Note::once(

@@ -24,7 +24,7 @@ fn yaml_errors_exit_3_naming_the_line() {
         ),
         (
             "services:\n  - name: a\n    select: {pid: 1}\n    expct: {nofile: 1}\n",
-            "line 4: services[0]: unknown field `expct`",
+            "line 4: services[0]: unknown field, expected one of `name`",
         ),
         (
             "services:\n  - name: a\n    select: {pid: 1}\n    expect:\n      nofile: [1]\n",
@@ -32,7 +32,7 @@ fn yaml_errors_exit_3_naming_the_line() {
         ),
         (
             "services:\n  - name: a\n    select:\n      pid: one\n",
-            "line 4: services[0].select.pid: invalid type: string \"one\"",
+            "line 4: services[0].select.pid: invalid type: string, expected",
         ),
     ];
     for (text, want) in cases {
@@ -241,16 +241,13 @@ fn fake_proc_root_provenance_and_nr_open() {
     );
     // The fix asks for what the expectation asks (soft 2048; the hard 8192 is beyond
     // fs.nr_open, so the hard limit the process has is kept), addressed to Monit.
-    let v = run_plugin(
-        BIN,
-        args(&[
-            "--limits-conf",
-            etc.path().to_str().expect("utf-8"),
-            "--pam-flavor",
-            "debian",
-            "-v",
-        ]),
-    );
+    let v = run(args(&[
+        "--limits-conf",
+        etc.path().to_str().expect("utf-8"),
+        "--pam-flavor",
+        "debian",
+        "-v",
+    ]));
     assert!(
         v.stdout
             .contains("fix (monit): start program = \"/bin/sh -c 'ulimit -Sn 2048; ...'\""),
