@@ -609,7 +609,7 @@ fn ok_summary(listeners: &[Listener], probe: Option<&Probe>) -> String {
 mod tests {
     use super::*;
     use clap::Parser;
-    use procguard_common::proc::limits::Rlimit;
+    use procguard_common::proc::limits::{FdUsage, Rlimit};
 
     fn args(extra: &[&str]) -> Args {
         Args::try_parse_from(std::iter::once("check_http_backlog").chain(extra.iter().copied()))
@@ -640,10 +640,12 @@ mod tests {
             pid,
             name: "node".into(),
             ppid: Some(1),
-            fds: Some(fds),
-            nofile: Some(Rlimit {
-                soft: Some(soft),
-                hard: Some(4096),
+            usage: Some(FdUsage {
+                fds,
+                nofile: Rlimit {
+                    soft: Some(soft),
+                    hard: Some(4096),
+                },
             }),
             origin: None,
         }
