@@ -121,6 +121,23 @@ pub fn socket_inodes(
     Ok((inodes, false))
 }
 
+/// The fd number under which `pid` holds the socket `inode`, if it does.
+pub fn fd_of(root: &ProcRoot, pid: i32, inode: u64) -> Option<i32> {
+    fs::read_dir(root.process(pid).path("fd"))
+        .ok()?
+        .flatten()
+        .find(|e| {
+            fs::read_link(e.path())
+                .ok()
+                .and_then(|t| socket_inode(&t.to_string_lossy()))
+                == Some(inode)
+        })?
+        .file_name()
+        .to_str()?
+        .parse()
+        .ok()
+}
+
 /// `socket:[123]` -> 123.
 pub fn socket_inode(target: &str) -> Option<u64> {
     target
