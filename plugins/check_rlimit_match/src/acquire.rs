@@ -232,7 +232,7 @@ impl<'a> Acquirer<'a> {
         let reference = self.root.process(pid);
         match reference.limits() {
             Ok(limits) => Ok(LikeInput::Other {
-                who: format!("{}[{pid}]", reference.name()),
+                who: reference.who(),
                 limits,
             }),
             Err(e) if e.is_not_found() => Err(Note::once(
