@@ -23,8 +23,9 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::proc::container::Runtime;
 use crate::proc::limits::show;
-use crate::proc::{ProcRoot, Process, Rlimit};
+use crate::proc::{Container, ProcRoot, Process, Rlimit};
 
 /// How far up the chain is walked (a guard against a corrupt or looping tree).
 const MAX_DEPTH: usize = 64;
@@ -51,7 +52,7 @@ impl Ancestor {
         let limits = p.limits().map_err(|e| e.to_string())?;
         Ok(limits.get(item).map(|limit| Ancestor {
             pid: p.pid(),
-            name: display_name(p),
+            name: p.name(),
             cmdline: p.cmdline().map(|a| a.join(" ")).unwrap_or_default(),
             limit,
         }))
@@ -59,52 +60,8 @@ impl Ancestor {
 
     /// `monit[812]`.
     pub fn who(&self) -> String {
-        format!("{}[{}]", self.name, self.pid)
+        crate::proc::who(&self.name, self.pid)
     }
-}
-
-/// The name a process is shown by: `comm` when it names a script run by an interpreter
-/// (`supervisord`, not `python3.11`), else the full executable name.
-fn display_name(p: &Process) -> String {
-    let name = p.name();
-    let comm = p.stat().map(|s| s.comm).unwrap_or_default();
-    // A retitled argv (`nginx: worker process`, `PM2 v5.3.0: God Daemon`) is no name.
-    // Without a readable exe, argv[0] may be retitled (`nginx: worker process`) or a
-    // link (`/sbin/init`): `comm`, which every user can read, names it when they disagree.
-    if p.exe_name().is_none()
-        && !comm.is_empty()
-        && (!name.starts_with(&comm) || name.contains(' '))
-    {
-        return comm;
-    }
-    let interpreter = [
-        "python", "perl", "ruby", "node", "sh", "bash", "dash", "java",
-    ]
-    .iter()
-    .any(|i| name.starts_with(i));
-    if interpreter && !comm.is_empty() && !name.starts_with(&comm) {
-        comm
-    } else {
-        name
-    }
-}
-
-/// A container runtime, recognised by the shim or init at the top of a container's tree or
-/// by the container's cgroup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Runtime {
-    /// Docker or containerd (`containerd-shim-runc-v2`, `docker-init`, `docker-<id>.scope`).
-    Docker,
-    /// Kubernetes through containerd/CRI (`cri-containerd-<id>.scope`, `kubepods`).
-    Kubernetes,
-    /// Podman (`conmon`, `libpod-<id>.scope`).
-    Podman,
-    /// LXC (`lxc-start`, `lxc.payload.NAME`).
-    Lxc,
-    /// systemd-nspawn (`machine-NAME.scope`).
-    Nspawn,
-    /// A container init (`tini`, `dumb-init`, `catatonit`) under an unknown runtime.
-    Unknown,
 }
 
 /// Who starts services, as far as limits are concerned.
@@ -128,8 +85,8 @@ pub enum Kind {
     Login,
     /// A shell or script.
     Shell,
-    /// A container runtime's shim or init.
-    Container(Runtime),
+    /// A container runtime's shim or init (the runtime, when known).
+    Container(Option<Runtime>),
 }
 
 impl Kind {
@@ -156,13 +113,13 @@ impl Kind {
         } else if cmdline.starts_with("PM2 ") || cmdline.contains("God Daemon") {
             Kind::Pm2
         } else if starts("containerd-shim") || is("docker-init") {
-            Kind::Container(Runtime::Docker)
+            Kind::Container(Some(Runtime::Docker))
         } else if is("conmon") {
-            Kind::Container(Runtime::Podman)
+            Kind::Container(Some(Runtime::Podman))
         } else if is("lxc-start") || starts("[lxc monitor]") {
-            Kind::Container(Runtime::Lxc)
+            Kind::Container(Some(Runtime::Lxc))
         } else if is("tini") || is("dumb-init") || is("catatonit") {
-            Kind::Container(Runtime::Unknown)
+            Kind::Container(None)
         } else if is("cron") || is("crond") || is("anacron") {
             Kind::Cron
         } else if is("sshd") || is("login") || is("su") || is("sudo") || is("runuser") {
@@ -191,12 +148,13 @@ impl Kind {
             Kind::Cron => "cron",
             Kind::Login => "login session",
             Kind::Shell => "shell",
-            Kind::Container(Runtime::Docker) => "docker/containerd",
-            Kind::Container(Runtime::Kubernetes) => "kubernetes",
-            Kind::Container(Runtime::Podman) => "podman",
-            Kind::Container(Runtime::Lxc) => "lxc",
-            Kind::Container(Runtime::Nspawn) => "systemd-nspawn",
-            Kind::Container(Runtime::Unknown) => "container",
+            Kind::Container(Some(Runtime::Docker)) => "docker",
+            Kind::Container(Some(Runtime::Containerd)) => "containerd",
+            Kind::Container(Some(Runtime::CriO)) => "cri-o",
+            Kind::Container(Some(Runtime::Podman)) => "podman",
+            Kind::Container(Some(Runtime::Lxc)) => "lxc",
+            Kind::Container(Some(Runtime::Machine)) => "systemd-nspawn",
+            Kind::Container(None) => "container",
         }
     }
 }
@@ -210,8 +168,8 @@ pub struct Marks {
     pub environ_error: Option<String>,
     /// The systemd unit its cgroup names.
     pub unit: Option<String>,
-    /// The container runtime its cgroup names, and the container's id or name.
-    pub container: Option<(Runtime, String)>,
+    /// The container its cgroup names.
+    pub container: Option<Container>,
 }
 
 /// Environment variables that identify a starter.
@@ -249,7 +207,7 @@ impl Marks {
             Err(e) => marks.environ_error = Some(format!("its environment: {e}")),
         }
         let paths = p.cgroup_paths().unwrap_or_default();
-        marks.container = paths.iter().find_map(|c| container_in_cgroup(c));
+        marks.container = p.container().ok().flatten();
         marks.unit = paths
             .iter()
             .find_map(|c| crate::proc::unit_in_cgroup_path(c));
@@ -259,7 +217,7 @@ impl Marks {
     /// `(its cgroup is app.service)`.
     fn cgroup_words(&self) -> String {
         match (&self.container, &self.unit) {
-            (Some((rt, id)), _) => format!("(its cgroup is {rt:?} container {id})"),
+            (Some(c), _) => format!("(its cgroup is {} container {})", c.runtime, c.short()),
             (None, Some(u)) => format!("(its cgroup is {u})"),
             (None, None) => String::new(),
         }
@@ -300,8 +258,9 @@ impl Marks {
             let service = own(self.var("name")).or_else(|| own(self.var("pm_id")));
             return Some((Kind::Pm2, service, s));
         }
-        if let Some((runtime, id)) = &self.container {
-            return Some((Kind::Container(*runtime), Some(id.clone()), "cgroup".into()));
+        if let Some(c) = &self.container {
+            let id = c.short().to_string();
+            return Some((Kind::Container(Some(c.runtime)), Some(id), "cgroup".into()));
         }
         let service_unit = self
             .unit
@@ -330,51 +289,6 @@ fn parse_environ(text: &str) -> Vec<(String, String)> {
         .filter(|(k, _)| MARK_VARS.contains(k))
         .map(|(k, v)| (k.to_string(), v.chars().take(200).collect()))
         .collect()
-}
-
-/// The runtime and container id or name a cgroup path names.
-pub fn container_in_cgroup(path: &str) -> Option<(Runtime, String)> {
-    let parts: Vec<&str> = path.split('/').collect();
-    for (i, c) in parts.iter().enumerate() {
-        let scope = |prefix: &str| {
-            c.strip_prefix(prefix)
-                .and_then(|r| r.strip_suffix(".scope"))
-                .map(str::to_string)
-        };
-        let next = || parts.get(i + 1).map(|s| (*s).to_string());
-        let found = if let Some(id) = scope("docker-") {
-            Some((Runtime::Docker, id))
-        } else if let Some(id) = scope("cri-containerd-") {
-            Some((Runtime::Kubernetes, id))
-        } else if let Some(id) = scope("libpod-") {
-            Some((Runtime::Podman, id))
-        } else if let Some(name) = scope("machine-") {
-            Some((Runtime::Nspawn, name))
-        } else if let Some(name) = c.strip_prefix("lxc.payload.") {
-            Some((Runtime::Lxc, name.to_string()))
-        } else if *c == "docker" {
-            next().map(|id| (Runtime::Docker, id))
-        } else if *c == "lxc" {
-            next().map(|n| (Runtime::Lxc, n))
-        } else if c.starts_with("kubepods") {
-            parts.last().map(|last| {
-                let id = ["cri-containerd-", "crio-", "docker-"]
-                    .iter()
-                    .find_map(|p| last.strip_prefix(p))
-                    .unwrap_or(last);
-                (
-                    Runtime::Kubernetes,
-                    id.trim_end_matches(".scope").to_string(),
-                )
-            })
-        } else {
-            None
-        };
-        if found.as_ref().is_some_and(|(_, id)| !id.is_empty()) {
-            return found;
-        }
-    }
-    None
 }
 
 /// Who starts the service: the process (when found) and what it calls the service.
@@ -426,12 +340,8 @@ pub struct Provenance {
     pub pid: i32,
     /// Its display name and PID, `node[2100]`.
     pub who: String,
-    /// The process's executable name (for daemons that set their own limits).
-    pub name: String,
-    /// Its `comm` (readable by every user).
-    pub comm: String,
-    /// The name it is shown by (`who` without the PID).
-    pub display: String,
+    /// Every name the process goes by (for daemons that set their own limits).
+    pub names: Vec<String>,
     /// The item traced (`nofile`).
     pub item: String,
     /// The process's value.
@@ -468,12 +378,8 @@ pub fn trace(root: &ProcRoot, pid: i32, item: &str) -> Provenance {
     );
     let mut t = Provenance {
         pid,
-        who: me
-            .as_ref()
-            .map_or_else(|| format!("{}[{pid}]", display_name(&p)), Ancestor::who),
-        name: p.name(),
-        comm: p.stat().map(|s| s.comm).unwrap_or_default(),
-        display: display_name(&p),
+        who: me.as_ref().map_or_else(|| p.who(), Ancestor::who),
+        names: p.identity().map(|i| i.names()).unwrap_or_default(),
         item: item.to_string(),
         actual,
         chain: Vec::new(),
@@ -587,7 +493,7 @@ fn starter_from_chain(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
         .and_then(|(_, s, _)| s);
     let service = match kind {
         Kind::Systemd => t.marks.unit.clone(),
-        Kind::Container(_) => t.marks.container.as_ref().map(|(_, id)| id.clone()),
+        Kind::Container(_) => t.marks.container.as_ref().map(|c| c.short().to_string()),
         Kind::Runit | Kind::S6 => chosen.cmdline.split(' ').nth(1).map(str::to_string),
         _ => own,
     };
@@ -994,7 +900,7 @@ fn orphaned(root: &ProcRoot, pid: i32) -> Option<String> {
     let stat = root.process(pid).stat().ok()?;
     let parent = root.process(stat.ppid);
     let now = if stat.ppid > 0 {
-        format!("{}[{}]", display_name(&parent), stat.ppid)
+        parent.who()
     } else {
         "nobody".to_string()
     };
@@ -1073,8 +979,9 @@ impl Provenance {
         if inherited || self.raised_soft_itself() {
             return None;
         }
-        crate::remediation::daemon_setting(&self.name, &self.item)
-            .or_else(|| crate::remediation::daemon_setting(&self.comm, &self.item))
+        self.names
+            .iter()
+            .find_map(|n| crate::remediation::daemon_setting(n, &self.item))
     }
 
     /// A short phrase for a finding about the value: `, inherited from monit[812] (nofile
@@ -1099,7 +1006,7 @@ impl Provenance {
             }
         }
         if let Some(d) = self.self_setting() {
-            return format!(", set by {} itself ({})", self.display, d.setting);
+            return format!(", set by the process itself ({})", d.setting);
         }
         let from = self
             .starter
@@ -1108,10 +1015,9 @@ impl Provenance {
             .or_else(|| self.hard_from.clone());
         match (&from, self.soft) {
             (Some(a), _) if self.raised_soft_itself() => format!(
-                ", hard limit inherited from {} ({item} {}); {} raised its soft limit to it",
+                ", hard limit inherited from {} ({item} {}); the process raised its soft limit to it",
                 a.who(),
-                a.limit.describe(),
-                self.display
+                a.limit.describe()
             ),
             (Some(a), SoftOrigin::Inherited) => {
                 format!(", inherited from {} ({item} {})", a.who(), a.limit.describe())
@@ -1148,8 +1054,7 @@ impl Provenance {
         }
         if self.raised_soft_itself() {
             parts.push(format!(
-                "{} raised its own soft limit to its hard limit at start (as Node.js and Go do), so the inherited hard limit {} is what binds",
-                self.display,
+                "the process raised its own soft limit to its hard limit at start (as Node.js and Go do), so the inherited hard limit {} is what binds",
                 show(self.actual.hard)
             ));
         }
@@ -1194,7 +1099,7 @@ impl Provenance {
             let has = parent
                 .map(|p| format!("; its parent {} has {}", p.who(), p.limit.describe()))
                 .unwrap_or_default();
-            return format!("set by {} itself ({}){has}", self.display, d.setting);
+            return format!("set by the process itself ({}){has}", d.setting);
         }
         let cmd = |a: &Ancestor| a.cmdline.chars().take(80).collect::<String>();
         match (from, self.soft) {
@@ -1274,45 +1179,16 @@ mod tests {
                 "containerd-shim-runc-v2",
                 "/usr/bin/containerd-shim-runc-v2 -namespace moby"
             ),
-            Some(Kind::Container(Runtime::Docker))
+            Some(Kind::Container(Some(Runtime::Docker)))
         );
         assert_eq!(
             r("conmon", "/usr/bin/conmon --api-version 1"),
-            Some(Kind::Container(Runtime::Podman))
+            Some(Kind::Container(Some(Runtime::Podman)))
         );
         assert_eq!(r("cron", "/usr/sbin/cron -f"), Some(Kind::Cron));
         assert_eq!(r("sshd", "sshd: alice@pts/0"), Some(Kind::Login));
         assert_eq!(r("bash", "-bash"), Some(Kind::Shell));
         assert_eq!(r("node", "node server.js"), None);
-    }
-
-    #[test]
-    fn containers_from_cgroup_paths() {
-        let id = "4f3c2b1a0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b";
-        assert_eq!(
-            container_in_cgroup(&format!("/system.slice/docker-{id}.scope")),
-            Some((Runtime::Docker, id.to_string()))
-        );
-        assert_eq!(
-            container_in_cgroup(&format!("/docker/{id}")),
-            Some((Runtime::Docker, id.to_string()))
-        );
-        assert_eq!(
-            container_in_cgroup(&format!("/machine.slice/libpod-{id}.scope/container")),
-            Some((Runtime::Podman, id.to_string()))
-        );
-        assert_eq!(
-            container_in_cgroup(&format!(
-                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-{id}.scope"
-            )),
-            Some((Runtime::Kubernetes, id.to_string()))
-        );
-        assert_eq!(
-            container_in_cgroup("/lxc.payload.web1"),
-            Some((Runtime::Lxc, "web1".into()))
-        );
-        assert_eq!(container_in_cgroup("/system.slice/monit.service"), None);
-        assert_eq!(container_in_cgroup("/"), None);
     }
 
     #[test]

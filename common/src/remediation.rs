@@ -7,9 +7,10 @@
 //! hard limit needs privilege (root or CAP_SYS_RESOURCE); and for a daemon that sets its own
 //! limit from its configuration it names that setting.
 
+use crate::proc::container::Runtime;
 use crate::proc::limits::show;
 use crate::proc::Rlimit;
-use crate::provenance::{cmp_limit, Kind, Provenance, Runtime, Starter};
+use crate::provenance::{cmp_limit, Kind, Provenance, Starter};
 
 /// A daemon that sets its own limit from its configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +207,7 @@ pub fn fix(p: &Provenance, want: Option<Rlimit>) -> Option<String> {
         format!(" ({kind})")
     };
     let note = if c.self_raises && c.raise_hard {
-        format!("; {} raises its soft limit to it", p.display)
+        "; the process raises its soft limit to it".to_string()
     } else {
         String::new()
     };
@@ -227,11 +228,14 @@ fn generic(p: &Provenance, c: &Change) -> String {
     } else {
         "raise the soft limit"
     };
-    match (&p.orphaned, p.hard_from.as_ref().or(p.chain.first())) {
-        (None, Some(a)) => format!("{what} where {} starts it: '{}' in its start command", a.who(), c.ulimit()),
-        _ => format!(
-            "{what} in whatever starts it ('{}' in its start command); it left its starting parent and nothing it carries names who that was",
-            c.ulimit()
+    let sn = c.ulimit();
+    match (&p.orphaned, &p.hard_from) {
+        (Some(_), _) => format!(
+            "{what} in whatever starts it ('{sn}' in its start command); it left its starting parent and nothing it carries names who that was"
+        ),
+        (None, Some(a)) => format!("{what} where {} starts it: '{sn}' in its start command", a.who()),
+        (None, None) => format!(
+            "{what} in the command that starts it ('{sn}'), which set the value it has"
         ),
     }
 }
@@ -323,23 +327,23 @@ fn supervisord(s: &Starter, c: &Change, who: &str, file: &str) -> String {
     out
 }
 
-fn container(rt: Runtime, c: &Change, prop: &str) -> String {
+fn container(rt: Option<Runtime>, c: &Change, prop: &str) -> String {
     let v = format!("{}={}:{}", c.item, c.soft, c.hard);
     match rt {
-        Runtime::Docker | Runtime::Unknown => format!(
-            "docker run --ulimit {v} (compose: ulimits:), or default-ulimits in /etc/docker/daemon.json; containers otherwise inherit the runtime's limit ({prop}= of docker.service / containerd.service)"
+        Some(Runtime::Docker) | None => format!(
+            "docker run --ulimit {v} (compose: ulimits:), or default-ulimits in /etc/docker/daemon.json; else containers get the runtime's own limit ({prop}= of docker.service / containerd.service)"
         ),
-        Runtime::Podman => format!(
-            "podman run --ulimit {v}, or default_ulimits in containers.conf; otherwise the limit of podman/conmon's own start"
+        Some(Runtime::Podman) => format!(
+            "podman run --ulimit {v}, or default_ulimits in containers.conf; else containers get the limit podman and conmon started with"
         ),
-        Runtime::Kubernetes => format!(
-            "pods inherit the container runtime's limits: {prop}= of containerd.service / crio.service (or default ulimits in its config)"
+        Some(Runtime::Containerd | Runtime::CriO) => format!(
+            "pods get the container runtime's own limits: {prop}= of containerd.service / crio.service (or default ulimits in its config)"
         ),
-        Runtime::Lxc => format!(
+        Some(Runtime::Lxc) => format!(
             "lxc.prlimit.{} = {}:{} in the container's config",
             c.item, c.soft, c.hard
         ),
-        Runtime::Nspawn => format!(
+        Some(Runtime::Machine) => format!(
             "{prop}={}:{} in the container's .nspawn file [Exec], or systemd-nspawn --rlimit",
             c.soft, c.hard
         ),

@@ -7,8 +7,9 @@
 use std::fs;
 use std::path::Path;
 
+use procguard_common::proc::container::Runtime;
 use procguard_common::proc::{ProcRoot, Rlimit};
-use procguard_common::provenance::{self, Kind, Runtime, SoftOrigin};
+use procguard_common::provenance::{self, Kind, SoftOrigin};
 use procguard_common::remediation;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc");
@@ -158,10 +159,10 @@ fn node_raised_its_soft_limit_under_monit() {
     assert_eq!(p.hard_from.as_ref().unwrap().pid, 812);
     assert_eq!(
         p.summary(),
-        ", hard limit inherited from monit[812] (nofile 1024:4096); node raised its soft limit to it"
+        ", hard limit inherited from monit[812] (nofile 1024:4096); the process raised its soft limit to it"
     );
     assert!(
-        p.story().contains("node raised its own soft limit to its hard limit at start (as Node.js and Go do), so the inherited hard limit 4096 is what binds"),
+        p.story().contains("the process raised its own soft limit to its hard limit at start (as Node.js and Go do), so the inherited hard limit 4096 is what binds"),
         "{}",
         p.story()
     );
@@ -170,7 +171,10 @@ fn node_raised_its_soft_limit_under_monit() {
         fix.starts_with(&format!("fix (monit): start program = \"/bin/sh -c 'ulimit -Hn 65536; ...'\" in 'check process incident-node' of {rc_s}")),
         "{fix}"
     );
-    assert!(fix.contains("node raises its soft limit to it"), "{fix}");
+    assert!(
+        fix.contains("the process raises its soft limit to it"),
+        "{fix}"
+    );
     assert!(
         fix.contains("raising a hard limit needs root or CAP_SYS_RESOURCE"),
         "{fix}"
@@ -425,11 +429,15 @@ fn container_chain_ends_at_the_shim() {
     });
     let p = provenance::trace(&t.root(), 920, "nofile");
     let s = p.starter.as_ref().unwrap();
-    assert_eq!(s.kind, Kind::Container(Runtime::Docker));
-    assert_eq!(s.service.as_deref(), Some(id));
+    assert_eq!(s.kind, Kind::Container(Some(Runtime::Docker)));
+    assert_eq!(
+        s.service.as_deref(),
+        Some(&id[..12]),
+        "the short id, as docker ps shows it"
+    );
     let fix = remediation::fix(&p, rl(65536, 1_048_576)).unwrap();
     assert!(
-        fix.starts_with("fix (docker/containerd): docker run --ulimit nofile=65536:1048576"),
+        fix.starts_with("fix (docker): docker run --ulimit nofile=65536:1048576"),
         "{fix}"
     );
     assert!(
@@ -458,7 +466,10 @@ fn nginx_workers_set_their_own_limit() {
         ..P::default()
     });
     let p = provenance::trace(&t.root(), 13256, "nofile");
-    assert_eq!(p.summary(), ", set by nginx itself (worker_rlimit_nofile)");
+    assert_eq!(
+        p.summary(),
+        ", set by the process itself (worker_rlimit_nofile)"
+    );
     let fix = remediation::fix(&p, rl(65536, 65536)).unwrap();
     assert!(
         fix.starts_with("fix (config): set 'worker_rlimit_nofile 65536;' in nginx.conf"),

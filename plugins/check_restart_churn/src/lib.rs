@@ -15,9 +15,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use procguard_common::cli::parse_duration;
-use procguard_common::proc::{clock_ticks, ProcRoot};
+use procguard_common::proc::{clock_ticks, ProcRoot, Rlimit};
 use procguard_common::select::{Selected, Selector};
 use procguard_common::state::StateArgs;
+use procguard_common::{provenance, remediation};
 use procguard_common::{
     systemd, CheckArgs, CheckError, CommonArgs, Report, Status, ThresholdArgs, Thresholds,
 };
@@ -182,9 +183,34 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
             unit,
             state_note: origin.note(),
         };
-        churn::evaluate(state, &obs, &policy)
+        let report = churn::evaluate(state, &obs, &policy);
+        let drifted: Vec<(i32, NoFile)> = state
+            .instances
+            .iter()
+            .filter_map(|i| Some((i.pid, i.drift?.from)))
+            .collect();
+        (report, drifted)
     })?;
-    Ok(updated.value)
+    let (mut report, drifted) = updated.value;
+    causes(&root, &drifted, &mut report);
+    Ok(report)
+}
+
+/// For each instance whose nofile dropped: where its value came from and the fix that
+/// gives it back the earlier instance's (common's provenance, the same words as
+/// check_rlimit_match and check_http_backlog).
+fn causes(root: &ProcRoot, drifted: &[(i32, NoFile)], report: &mut Report) {
+    for (pid, from) in drifted.iter().take(3) {
+        let trace = provenance::trace(root, *pid, "nofile");
+        report.detail(format!("cause: {}", trace.story()));
+        let want = Rlimit {
+            soft: from.soft,
+            hard: from.hard,
+        };
+        if let Some(fix) = remediation::fix(&trace, Some(want)) {
+            report.detail(fix);
+        }
+    }
 }
 
 /// What each selected process looks like now; one that exited while we looked is left out.

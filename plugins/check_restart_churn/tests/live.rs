@@ -219,6 +219,22 @@ fn a_restart_with_a_lower_nofile_is_critical_naming_both_values() {
         " with nofile 1024 (previous instance had 8000)",
         "{o:?}"
     );
+    // The cause and the fix, in the words of check_rlimit_match (common's provenance): the
+    // test's child set its own limit between fork and exec.
+    assert!(
+        o.stdout.contains(&format!(
+            "cause: sleep[{}] nofile 1024:4096: set by the process itself or its start command; its parent ",
+            svc.pid()
+        )),
+        "{o:?}"
+    );
+    assert!(
+        o.stdout.contains(&format!(
+            "fix: raise the hard limit in the command that starts it ('ulimit -Hn 8000; ulimit -Sn 8000'), which set the value it has; raising a hard limit needs root or CAP_SYS_RESOURCE; now: prlimit --pid {} --nofile=8000:8000",
+            svc.pid()
+        )),
+        "{o:?}"
+    );
     // Restarted with the limit back: no drift.
     svc.spec = spec(8000, 8000, 3);
     svc.restart();

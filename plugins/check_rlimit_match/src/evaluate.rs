@@ -365,9 +365,7 @@ mod tests {
             Provenance {
                 pid: 100,
                 who: "node[100]".into(),
-                name: "node".into(),
-                comm: "node".into(),
-                display: "node".into(),
+                names: vec!["node".into()],
                 item: "nofile".into(),
                 actual: lowered,
                 chain: vec![monit.clone()],

@@ -176,14 +176,14 @@ fn node_raises_its_soft_limit_the_hard_one_binds() {
     assert_eq!(o.code, 2, "{}", o.stdout);
     assert!(
         o.line1().contains(&format!(
-            "nofile soft 4096 < 65536 expected (--at-least nofile=65536), hard limit inherited from monit[{}] (nofile 1024:4096); node raised its soft limit to it",
+            "nofile soft 4096 < 65536 expected (--at-least nofile=65536), hard limit inherited from monit[{}] (nofile 1024:4096); the process raised its soft limit to it",
             m.pid()
         )),
         "{}",
         o.stdout
     );
     assert!(
-        o.stdout.contains("node raised its own soft limit to its hard limit at start (as Node.js and Go do), so the inherited hard limit 4096 is what binds"),
+        o.stdout.contains("the process raised its own soft limit to its hard limit at start (as Node.js and Go do), so the inherited hard limit 4096 is what binds"),
         "{}",
         o.stdout
     );
@@ -199,7 +199,10 @@ fn node_raises_its_soft_limit_the_hard_one_binds() {
         )),
         "{fix}"
     );
-    assert!(fix.contains("node raises its soft limit to it"), "{fix}");
+    assert!(
+        fix.contains("the process raises its soft limit to it"),
+        "{fix}"
+    );
     assert!(
         fix.contains("raising a hard limit needs root or CAP_SYS_RESOURCE"),
         "{fix}"
