@@ -1,6 +1,34 @@
 //! Users and groups from /etc/passwd and /etc/group, parsed directly: the binaries are
 //! static, so there is no NSS to ask.
 
+use std::path::PathBuf;
+
+use crate::error::CheckError;
+use crate::files::{self, Follow};
+use crate::seam::{self, Seam};
+
+/// The passwd file: /etc/passwd (a test build may name another, see [`crate::seam`]).
+pub fn passwd_path() -> PathBuf {
+    seam::var(Seam::Passwd).map_or_else(|| PathBuf::from("/etc/passwd"), PathBuf::from)
+}
+
+/// The group file: /etc/group (a test build may name another, see [`crate::seam`]).
+pub fn group_path() -> PathBuf {
+    seam::var(Seam::Group).map_or_else(|| PathBuf::from("/etc/group"), PathBuf::from)
+}
+
+/// Reads and parses the passwd file (a bounded read of a regular file).
+pub fn read_passwd() -> Result<Vec<PasswdEntry>, CheckError> {
+    let path = passwd_path();
+    files::read_regular_text(&path, files::max::ACCOUNTS, Follow::Always).map(|t| parse_passwd(&t))
+}
+
+/// Reads and parses the group file (a bounded read of a regular file).
+pub fn read_group() -> Result<Vec<GroupEntry>, CheckError> {
+    let path = group_path();
+    files::read_regular_text(&path, files::max::ACCOUNTS, Follow::Always).map(|t| parse_group(&t))
+}
+
 /// One /etc/passwd entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasswdEntry {

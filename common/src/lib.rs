@@ -19,6 +19,7 @@ pub mod range;
 pub mod remediation;
 pub mod report;
 pub mod runner;
+pub mod seam;
 pub mod select;
 pub mod state;
 pub mod status;

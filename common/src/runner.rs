@@ -80,7 +80,8 @@ pub fn run<A: CheckArgs>(name: &'static str, check: Check<A>) -> ! {
         )
     });
     // Lets the contract tests prove that a panic becomes UNKNOWN; absent from release builds.
-    if cfg!(debug_assertions) && std::env::var_os("PROCGUARD_TEST_PANIC").is_some() {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("PROCGUARD_TEST_PANIC").is_some() {
         panic!("injected by PROCGUARD_TEST_PANIC");
     }
     let (text, status) = evaluate(name, &args, check);

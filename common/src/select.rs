@@ -22,7 +22,7 @@ use std::path::{Component, Path, PathBuf};
 
 use regex::Regex;
 
-use crate::accounts::parse_passwd;
+use crate::accounts::{passwd_path, read_passwd};
 use crate::error::CheckError;
 use crate::files::{max, read_regular, Follow};
 use crate::proc::container::{Container, MIN_ID_PREFIX};
@@ -173,6 +173,13 @@ impl Selector {
         label: Option<&str>,
         report: &mut Report,
     ) -> Result<Vec<Selected>, CheckError> {
+        // Without systemd no process is in a unit: say so, never "no process matches".
+        // (A /proc tree other than this host's, e.g. a fixture, carries its own cgroups.)
+        if let Some(unit) = &self.unit {
+            if root.path() == Path::new("/proc") && !crate::systemd::is_running() {
+                return Err(crate::systemd::not_running(&format!("--unit {unit}")));
+            }
+        }
         let candidates = match self.candidates(root)? {
             Ok(c) => c,
             Err(not_running) => {
@@ -620,12 +627,16 @@ pub fn resolve_user(user: &str) -> Result<u32, CheckError> {
     if let Ok(uid) = user.parse() {
         return Ok(uid);
     }
-    let passwd = fs::read_to_string("/etc/passwd").map_err(|e| CheckError::io("/etc/passwd", e))?;
-    parse_passwd(&passwd)
+    read_passwd()?
         .into_iter()
         .find(|p| p.name == user)
         .map(|p| p.uid)
-        .ok_or_else(|| CheckError::Config(format!("--user {user}: no such user in /etc/passwd")))
+        .ok_or_else(|| {
+            CheckError::Config(format!(
+                "--user {user}: no such user in {}",
+                passwd_path().display()
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -746,9 +757,10 @@ mod tests {
         let cases = [
             ("missing.pid", None, "does not exist"),
             ("empty.pid", Some(""), "is empty"),
+            // Never the content: a pidfile may be a link to /etc/shadow.
             (
                 "junk.pid",
-                Some("hello\n"),
+                Some("root:*:20228:0:99999:7:::\n"),
                 "does not hold a pid (expected a positive decimal number on its first line)",
             ),
             (
@@ -774,6 +786,7 @@ mod tests {
                 "{file}: {}",
                 report.findings()[0].text
             );
+            assert!(!report.findings()[0].text.contains("root:"), "echoed");
         }
     }
 

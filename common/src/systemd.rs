@@ -12,12 +12,13 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::CheckError;
+use crate::seam::{self, Seam};
 
 /// How long [`show`] waits for `systemctl` before giving up.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,15 +50,55 @@ pub fn parse_show(text: &str) -> HashMap<String, String> {
     map
 }
 
+/// Where `systemctl` is run from: an absolute path, never a `PATH` search (a plugin run
+/// through sudo or NRPE must not run whatever the caller's `PATH` finds first).
+pub const SYSTEMCTL_PATHS: [&str; 2] = ["/usr/bin/systemctl", "/bin/systemctl"];
+
+/// The directory systemd creates when it is the init system (what `sd_booted()` checks).
+pub const RUN_DIR: &str = "/run/systemd/system";
+
+/// The `systemctl` program: the first of [`SYSTEMCTL_PATHS`] that exists (the first one if
+/// none does, so the error names it).
+pub fn systemctl() -> PathBuf {
+    if let Some(fake) = seam::var(Seam::Systemctl) {
+        return fake.into();
+    }
+    SYSTEMCTL_PATHS
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .unwrap_or(Path::new(SYSTEMCTL_PATHS[0]))
+        .to_path_buf()
+}
+
+/// Whether systemd is the init system of this host ([`RUN_DIR`] exists). Without it, unit
+/// names mean nothing and `systemctl show` cannot answer.
+pub fn is_running() -> bool {
+    let dir = seam::var(Seam::SystemdDir).map_or_else(|| PathBuf::from(RUN_DIR), PathBuf::from);
+    dir.is_dir()
+}
+
+/// The error for `what` (`--unit web`, `--systemd`) on a host without systemd.
+pub fn not_running(what: &str) -> CheckError {
+    CheckError::Other(format!(
+        "{what} needs systemd, which is not running on this host (no {RUN_DIR}); select the process with --pidfile, --name or --pid instead"
+    ))
+}
+
 /// Runs `systemctl show --property=P1,P2 UNIT` and parses the result; waits at most
-/// [`DEFAULT_TIMEOUT`].
+/// [`DEFAULT_TIMEOUT`]. On a host without systemd, [`not_running`] without running anything.
 pub fn show(unit: &str, props: &[&str]) -> Result<HashMap<String, String>, CheckError> {
-    show_with(Path::new("systemctl"), unit, props, DEFAULT_TIMEOUT)
+    if !is_running() {
+        return Err(not_running(&format!("systemctl show {unit}")));
+    }
+    show_with(&systemctl(), unit, props, DEFAULT_TIMEOUT)
 }
 
 /// [`show`] with the `systemctl` program and the wait chosen by the caller (tests use a
 /// fake `systemctl`). A missing program, a non-zero exit (e.g. the host was not booted with
 /// systemd) or an expired wait is an error naming the cause; the child is killed on expiry.
+/// The child gets a cleared environment (only `PATH`, `LC_ALL` and `SYSTEMD_COLORS`): the
+/// caller's `SYSTEMD_*`, `LD_*` or pager variables must not change what a root run does.
 pub fn show_with(
     systemctl: &Path,
     unit: &str,
@@ -83,6 +124,8 @@ pub fn show_with(
     let mut child = cmd
         .arg("--")
         .arg(unit)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("LC_ALL", "C")
         .env("SYSTEMD_COLORS", "0")
         .stdin(Stdio::null())
@@ -236,5 +279,37 @@ mod tests {
         assert_eq!(p["NRestarts"], "2");
         assert!(show_with(&echo, "-x", &[], DEFAULT_TIMEOUT).is_err());
         assert!(show_with(&echo, "a", &["Bad,Prop"], DEFAULT_TIMEOUT).is_err());
+    }
+
+    #[test]
+    fn systemctl_by_absolute_path_and_with_a_cleared_environment() {
+        assert!(
+            systemctl().is_absolute() || std::env::var_os("PROCGUARD_TEST_SYSTEMCTL").is_some()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("env");
+        std::fs::write(&path, "#!/bin/sh\nenv | sed 's/^/Env_/'\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // The test process's environment has HOME, and the test sets nothing: if the child
+        // saw the caller's environment, HOME would be there.
+        assert!(std::env::var_os("HOME").is_some());
+        let p = show_with(&path, "a.service", &[], DEFAULT_TIMEOUT).unwrap();
+        let mut names: Vec<&str> = p
+            .keys()
+            .filter_map(|k| k.strip_prefix("Env_"))
+            .filter(|k| *k != "PWD" && *k != "SHLVL" && *k != "_")
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["LC_ALL", "PATH", "SYSTEMD_COLORS"]);
+    }
+
+    #[test]
+    fn without_systemd_show_says_so_and_runs_nothing() {
+        if is_running() {
+            return; // a systemd host: the other branch is what runs there
+        }
+        let e = show("web.service", &["NRestarts"]).unwrap_err().to_string();
+        assert_eq!(e, "systemctl show web.service needs systemd, which is not running on this host (no /run/systemd/system); select the process with --pidfile, --name or --pid instead");
     }
 }

@@ -178,8 +178,10 @@ fn read_listeners(
     args: &Args,
     root: &ProcRoot,
 ) -> Result<(Vec<Listener>, Source, Option<String>), CheckError> {
-    let why_not = if args.no_sock_diag {
-        "sock_diag not used (--no-sock-diag)".to_string()
+    // Tests reach the /proc/net/tcp fallback through a seam of test builds only.
+    let why_not = if procguard_common::seam::var(procguard_common::seam::Seam::NoSockDiag).is_some()
+    {
+        "sock_diag not used (turned off by a test)".to_string()
     } else {
         match sock_diag::listeners(args.port) {
             Ok(sockets) => {

@@ -89,10 +89,6 @@ pub struct Args {
 
     #[command(flatten)]
     pub tls: TlsArgs,
-
-    /// Read /proc/net/tcp instead of sock_diag (as where sock_diag is unavailable)
-    #[arg(long, hide = true)]
-    pub no_sock_diag: bool,
 }
 
 impl CheckArgs for Args {

@@ -1,11 +1,13 @@
-//! The /proc/net/tcp fallback against a fixture tree (`--proc-root`, `--no-sock-diag`):
+//! The /proc/net/tcp fallback against a fixture tree (`--proc-root`, sock_diag off through the test seam):
 //! deterministic figures, whatever the host's sockets.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::path::Path;
 
-use procguard_common::testing::run_plugin;
+use std::process::Command;
+
+use procguard_common::testing::{run_command, Outcome};
 
 const BIN: &str = env!("CARGO_BIN_EXE_check_http_backlog");
 
@@ -31,6 +33,17 @@ fn fake_root(dir: &Path, tcp6: &str) {
     .unwrap();
 }
 
+/// A run that reads /proc/net/tcp instead of sock_diag (a seam of test builds only).
+fn run_fallback(args: &[&str]) -> Outcome {
+    run_command(
+        Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("LC_ALL", "C")
+            .env("PROCGUARD_TEST_NO_SOCK_DIAG", "1"),
+    )
+}
+
 const TCP6_HEADER: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
 
 #[test]
@@ -42,14 +55,13 @@ fn fallback_reads_the_queue_from_the_fixture() {
         let mut args = vec![
             "--proc-root",
             root.to_str().unwrap(),
-            "--no-sock-diag",
             "--state-dir",
             tmp.to_str().unwrap(),
             "--port",
             "8080",
         ];
         args.extend(extra);
-        run_plugin(BIN, &args)
+        run_fallback(&args)
     };
     // The fixture's 127.0.0.1:8080 listener has 4 queued connections.
     let o = run(&[]);
@@ -71,18 +83,14 @@ fn fallback_reads_the_queue_from_the_fixture() {
     let o = run(&["--queue-critical", "3"]);
     assert_eq!(o.code, 2, "{o:?}");
     // A port nobody listens on.
-    let o = run_plugin(
-        BIN,
-        [
-            "--proc-root",
-            root.to_str().unwrap(),
-            "--no-sock-diag",
-            "--state-dir",
-            tmp.to_str().unwrap(),
-            "--port",
-            "9999",
-        ],
-    );
+    let o = run_fallback(&[
+        "--proc-root",
+        root.to_str().unwrap(),
+        "--state-dir",
+        tmp.to_str().unwrap(),
+        "--port",
+        "9999",
+    ]);
     assert_eq!(o.code, 2, "{o:?}");
     assert!(o.line1().contains("nothing listens on port 9999"), "{o:?}");
 

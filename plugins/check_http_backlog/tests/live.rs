@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use procguard_common::testing::{run_plugin, Outcome};
+use procguard_common::testing::{run_command, run_plugin, Outcome};
 
 const BIN: &str = env!("CARGO_BIN_EXE_check_http_backlog");
 
@@ -62,6 +62,19 @@ fn plugin(state: &tempfile_lite::Dir, args: &[&str]) -> Outcome {
         state.path().display().to_string(),
     ]);
     run_plugin(BIN, &all)
+}
+
+/// [`plugin`] reading /proc/net/tcp instead of sock_diag (a seam of test builds only).
+fn plugin_without_sock_diag(state: &tempfile_lite::Dir, args: &[&str]) -> Outcome {
+    run_command(
+        Command::new(BIN)
+            .args(args)
+            .arg("--state-dir")
+            .arg(state.path())
+            .env_clear()
+            .env("LC_ALL", "C")
+            .env("PROCGUARD_TEST_NO_SOCK_DIAG", "1"),
+    )
 }
 
 fn state_dir() -> tempfile_lite::Dir {
@@ -571,7 +584,7 @@ fn fallback_without_sock_diag_reads_proc_net_tcp() {
     let addr = l.local_addr().unwrap();
     let port = addr.port().to_string();
     let clients = connect_up_to(addr, 2);
-    let o = plugin(&state, &["--port", &port, "--no-sock-diag"]);
+    let o = plugin_without_sock_diag(&state, &["--port", &port]);
     assert_eq!(o.code, 0, "{o:?}");
     assert!(
         line1(&o).contains("accept queue 2 (backlog unknown)"),
@@ -580,10 +593,7 @@ fn fallback_without_sock_diag_reads_proc_net_tcp() {
     assert_eq!(o.perf(&format!("{port}_backlog")).unwrap(), "U");
     // A fresh state: without the listener's own counter the host's ListenDrops are judged,
     // and the tests running alongside drop SYNs too.
-    let o = plugin(
-        &state_dir(),
-        &["--port", &port, "--no-sock-diag", "--backlog", "2"],
-    );
+    let o = plugin_without_sock_diag(&state_dir(), &["--port", &port, "--backlog", "2"]);
     assert_eq!(o.code, 1, "2 of 2 is above 80%: {o:?}");
     assert_eq!(o.perf(&format!("{port}_queue")).unwrap(), "2;1;2;0;3");
     drop(clients);

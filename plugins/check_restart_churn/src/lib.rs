@@ -10,7 +10,6 @@
 
 pub mod churn;
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
@@ -73,10 +72,6 @@ pub struct Args {
     /// Name of the state kept for this service (default: derived from the selectors)
     #[arg(long, value_name = "NAME")]
     pub key: Option<String>,
-
-    /// The systemctl program (for tests)
-    #[arg(long, value_name = "PATH", default_value = "systemctl", hide = true)]
-    pub systemctl: PathBuf,
 }
 
 impl CheckArgs for Args {
@@ -168,11 +163,7 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
         .map(|f| f.text.clone());
     let now = read_now(&root)?;
     let seen = observe(&root, &selected);
-    let unit = args
-        .select
-        .unit
-        .as_deref()
-        .map(|u| read_unit(&args.systemctl, u));
+    let unit = args.select.unit.as_deref().map(read_unit);
     let store = args.state.open()?;
     let key = args.state_key();
     let updated = store.update(&key, |state: &mut churn::ChurnState, origin| {
@@ -245,10 +236,9 @@ fn observe(root: &ProcRoot, selected: &[Selected]) -> Vec<Seen> {
 }
 
 /// The unit's counters from `systemctl show`, or why they could not be read.
-fn read_unit(systemctl: &std::path::Path, unit: &str) -> Result<UnitInfo, String> {
+fn read_unit(unit: &str) -> Result<UnitInfo, String> {
     let name = systemd::unit_name(unit);
-    let props = systemd::show_with(systemctl, &name, &UNIT_PROPERTIES, systemd::DEFAULT_TIMEOUT)
-        .map_err(|e| e.to_string())?;
+    let props = systemd::show(&name, &UNIT_PROPERTIES).map_err(|e| e.to_string())?;
     unit_info(&name, &props)
 }
 
@@ -302,6 +292,7 @@ fn utc_offset(wall: f64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn parse(args: &[&str]) -> Args {
         Args::try_parse_from(std::iter::once("check_restart_churn").chain(args.iter().copied()))
@@ -455,6 +446,12 @@ mod tests {
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let read_unit = |systemctl: &std::path::Path, unit: &str| {
+            let name = systemd::unit_name(unit);
+            systemd::show_with(systemctl, &name, &UNIT_PROPERTIES, systemd::DEFAULT_TIMEOUT)
+                .map_err(|e| e.to_string())
+                .and_then(|props| unit_info(&name, &props))
+        };
         assert_eq!(
             read_unit(&fake, "web"),
             Ok(UnitInfo {

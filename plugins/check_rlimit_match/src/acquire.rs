@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use procguard_common::files::{self, Follow};
 use procguard_common::proc::{limits, Limits, ProcRoot, Process};
 use procguard_common::select::{pid_from_pidfile, Selected};
-use procguard_common::{systemd, CheckError, Status};
+use procguard_common::{accounts, systemd, CheckError, Status};
 
 use crate::expectation::Note;
 use crate::limits_conf::{self, ConfFile, Flavor};
@@ -61,8 +62,7 @@ pub struct Observation {
 type Accounts = Rc<(Vec<PasswdEntry>, Vec<GroupEntry>)>;
 
 /// Reads what the checks need; caches what many processes share.
-pub struct Acquirer<'a> {
-    args: &'a Args,
+pub struct Acquirer {
     root: ProcRoot,
     facts: Facts,
     accounts: Option<Accounts>,
@@ -70,9 +70,9 @@ pub struct Acquirer<'a> {
     units: HashMap<String, Result<Rc<HashMap<String, String>>, String>>,
 }
 
-impl<'a> Acquirer<'a> {
+impl Acquirer {
     /// Reads the run's [`Facts`]; `--proc-root` must be a procfs.
-    pub fn new(args: &'a Args) -> Result<Acquirer<'a>, CheckError> {
+    pub fn new(args: &Args) -> Result<Acquirer, CheckError> {
         let root = ProcRoot::open(&args.common.proc_root)?;
         let flavor = match args.pam_flavor {
             PamFlavor::Upstream => Flavor::Upstream,
@@ -86,7 +86,6 @@ impl<'a> Acquirer<'a> {
             flavor,
         };
         Ok(Acquirer {
-            args,
             root,
             facts,
             accounts: None,
@@ -189,8 +188,6 @@ impl<'a> Acquirer<'a> {
             },
         };
         let key = format!("{unit} {}", items.join(","));
-        let args: &'a Args = self.args;
-        let systemctl = &args.systemctl;
         let props = self.units.entry(key).or_insert_with(|| {
             let mut names: Vec<String> = items
                 .iter()
@@ -199,7 +196,7 @@ impl<'a> Acquirer<'a> {
                 .collect();
             names.push("LoadState".into());
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            systemd::show_with(systemctl, &unit, &names, systemd::DEFAULT_TIMEOUT)
+            systemd::show(&unit, &names)
                 .map(Rc::new)
                 .map_err(|e| e.to_string())
         });
@@ -253,15 +250,10 @@ impl<'a> Acquirer<'a> {
     }
 
     fn accounts(&mut self) -> Accounts {
-        let (pw, gr) = (&self.args.passwd_file, &self.args.group_file);
         Rc::clone(self.accounts.get_or_insert_with(|| {
             Rc::new((
-                std::fs::read_to_string(pw)
-                    .map(|t| users::parse_passwd(&t))
-                    .unwrap_or_default(),
-                std::fs::read_to_string(gr)
-                    .map(|t| users::parse_group(&t))
-                    .unwrap_or_default(),
+                accounts::read_passwd().unwrap_or_default(),
+                accounts::read_group().unwrap_or_default(),
             ))
         }))
     }
@@ -270,7 +262,7 @@ impl<'a> Acquirer<'a> {
 /// Reads limits.conf and limits.d/* as pam_limits would (or the one file `path` names).
 fn read_conf_files(path: &Path) -> Result<Vec<ConfFile>, String> {
     let read = |file: &Path, name: String| -> Result<ConfFile, String> {
-        procguard_common::proc::read_file(file)
+        files::read_regular_text(file, files::max::LIMITS_CONF, Follow::Always)
             .map(|text| ConfFile { name, text })
             .map_err(|e| e.to_string())
     };

@@ -112,18 +112,6 @@ pub struct Args {
     /// Expect exactly the limits of the process whose PID is in FILE
     #[arg(long, value_name = "FILE", conflicts_with = "like_pid")]
     pub like_pidfile: Option<PathBuf>,
-
-    /// The systemctl program (for tests)
-    #[arg(long, value_name = "PATH", default_value = "systemctl", hide = true)]
-    pub systemctl: PathBuf,
-
-    /// The passwd file (for tests)
-    #[arg(long, value_name = "FILE", default_value = "/etc/passwd", hide = true)]
-    pub passwd_file: PathBuf,
-
-    /// The group file (for tests)
-    #[arg(long, value_name = "FILE", default_value = "/etc/group", hide = true)]
-    pub group_file: PathBuf,
 }
 
 impl CheckArgs for Args {

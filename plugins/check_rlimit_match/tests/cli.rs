@@ -1,7 +1,9 @@
 //! The binary's contract on bad input: exit 3 with the reason (and, for the YAML config,
 //! the line).
 
-use procguard_common::testing::run_plugin;
+use std::process::Command;
+
+use procguard_common::testing::{run_command, run_plugin};
 
 const BIN: &str = env!("CARGO_BIN_EXE_check_rlimit_match");
 
@@ -198,31 +200,30 @@ fn fake_proc_root_provenance_and_nr_open() {
         "@web soft nofile 2048\n@web hard nofile 8192\n",
     )
     .expect("write");
-    let args = |extra: &[&str]| -> Vec<String> {
-        [
-            "--proc-root",
-            root,
-            "--passwd-file",
-            passwd.to_str().expect("utf-8"),
-            "--group-file",
-            group.to_str().expect("utf-8"),
-            "--pid",
-            "100",
-        ]
-        .iter()
-        .chain(extra)
-        .map(|s| s.to_string())
-        .collect()
+    // The passwd and group files through the test seam (no option for them in the binary).
+    let run = |args: Vec<String>| {
+        run_command(
+            Command::new(BIN)
+                .args(args)
+                .env_clear()
+                .env("LC_ALL", "C")
+                .env("PROCGUARD_TEST_PASSWD", &passwd)
+                .env("PROCGUARD_TEST_GROUP", &group),
+        )
     };
-    let o = run_plugin(
-        BIN,
-        args(&[
-            "--limits-conf",
-            etc.path().to_str().expect("utf-8"),
-            "--pam-flavor",
-            "debian",
-        ]),
-    );
+    let args = |extra: &[&str]| -> Vec<String> {
+        ["--proc-root", root, "--pid", "100"]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let o = run(args(&[
+        "--limits-conf",
+        etc.path().to_str().expect("utf-8"),
+        "--pam-flavor",
+        "debian",
+    ]));
     assert_eq!(o.code, 2, "{}", o.stdout);
     assert!(
         o.line1().starts_with("RLIMIT CRITICAL - node[100] nofile soft 1024 < 2048 expected (limits.conf:1 \"@web soft nofile 2048\"), inherited from monit[50] (nofile 1024:4096) (+1 more) | 'node_nofile_soft'=1024;;;0 'node_nofile_hard'=4096;;;0"),
@@ -263,10 +264,7 @@ fn fake_proc_root_provenance_and_nr_open() {
         v.stdout
     );
 
-    let ok = run_plugin(
-        BIN,
-        args(&["--expect", "nofile=1024:4096", "--item", "nproc"]),
-    );
+    let ok = run(args(&["--expect", "nofile=1024:4096", "--item", "nproc"]));
     assert_eq!(
         ok.code, 3,
         "nproc has no expectation, but nofile does: {}",
@@ -278,7 +276,7 @@ fn fake_proc_root_provenance_and_nr_open() {
         "{}",
         ok.stdout
     );
-    let ok = run_plugin(BIN, args(&["--expect", "nofile=1024:4096"]));
+    let ok = run(args(&["--expect", "nofile=1024:4096"]));
     assert_eq!(ok.code, 0, "{}", ok.stdout);
     let mut daemon = args(&["--expect", "nofile=4096:4096"]);
     let at = daemon.iter().position(|a| a == "100").expect("pid arg");

@@ -8,12 +8,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use procguard_common::testing::{run_plugin, Holder, HolderSpec, Outcome};
+use procguard_common::testing::{run_command, run_plugin, Holder, HolderSpec, Outcome};
 
 const BIN: &str = env!("CARGO_BIN_EXE_check_rlimit_match");
 
 fn run(args: &[&str]) -> Outcome {
     run_plugin(BIN, args)
+}
+
+/// A run with `systemctl` replaced through the test seam, on a host that pretends to run
+/// systemd (the binary has no option for either).
+fn run_systemctl(systemctl: &Path, args: &[&str]) -> Outcome {
+    run_command(
+        Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("LC_ALL", "C")
+            .env("PROCGUARD_TEST_SYSTEMCTL", systemctl)
+            .env("PROCGUARD_TEST_SYSTEMD_DIR", "/"),
+    )
 }
 
 fn sh_path() -> PathBuf {
@@ -455,13 +468,7 @@ fn systemd_unit_limits_are_exact() {
         dir.path(),
         "LimitNOFILE=4096\\nLimitNOFILESoft=1024\\nLoadState=loaded\\n",
     );
-    let ok = run(&[
-        "--pid",
-        &pid,
-        "--systemd=app.service",
-        "--systemctl",
-        s(&fake),
-    ]);
+    let ok = run_systemctl(&fake, &["--pid", &pid, "--systemd=app.service"]);
     assert_eq!(ok.code, 0, "{}", ok.stdout);
     assert!(
         ok.line1().contains("as expected (unit app.service)"),
@@ -474,7 +481,7 @@ fn systemd_unit_limits_are_exact() {
         dir2.path(),
         "LimitNOFILE=524288\\nLimitNOFILESoft=1024\\nLoadState=loaded\\n",
     );
-    let low = run(&["--pid", &pid, "--systemd=app", "--systemctl", s(&fake)]);
+    let low = run_systemctl(&fake, &["--pid", &pid, "--systemd=app"]);
     assert_eq!(low.code, 2, "{}", low.stdout);
     assert!(
         low.line1()
@@ -483,13 +490,10 @@ fn systemd_unit_limits_are_exact() {
         low.stdout
     );
 
-    let missing = run(&[
-        "--pid",
-        &pid,
-        "--systemd=app",
-        "--systemctl",
-        "/nonexistent/systemctl",
-    ]);
+    let missing = run_systemctl(
+        Path::new("/nonexistent/systemctl"),
+        &["--pid", &pid, "--systemd=app"],
+    );
     assert_eq!(missing.code, 3, "{}", missing.stdout);
     assert!(
         missing
@@ -504,7 +508,7 @@ fn systemd_unit_limits_are_exact() {
         dir3.path(),
         "LimitNOFILE=infinity\\nLimitNOFILESoft=infinity\\nLoadState=not-found\\n",
     );
-    let unknown_unit = run(&["--pid", &pid, "--systemd=nope", "--systemctl", s(&fake)]);
+    let unknown_unit = run_systemctl(&fake, &["--pid", &pid, "--systemd=nope"]);
     assert_eq!(unknown_unit.code, 3, "{}", unknown_unit.stdout);
     assert!(
         unknown_unit.line1().contains("unit nope.service not found"),

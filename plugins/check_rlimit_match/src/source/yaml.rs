@@ -19,7 +19,11 @@ pub fn jobs(
     only: Option<&str>,
     items: &[&'static str],
 ) -> Result<Vec<Job>, CheckError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CheckError::io(path, e))?;
+    let text = procguard_common::files::read_regular_text(
+        path,
+        procguard_common::files::max::CONFIG,
+        procguard_common::files::Follow::Always,
+    )?;
     let config = config::parse(path, &text)?;
     let file = path.file_name().map_or_else(
         || path.display().to_string(),

