@@ -241,16 +241,13 @@ fn fake_proc_root_provenance_and_nr_open() {
     );
     // The fix asks for what the expectation asks (soft 2048; the hard 8192 is beyond
     // fs.nr_open, so the hard limit the process has is kept), addressed to Monit.
-    let v = run_plugin(
-        BIN,
-        args(&[
-            "--limits-conf",
-            etc.path().to_str().expect("utf-8"),
-            "--pam-flavor",
-            "debian",
-            "-v",
-        ]),
-    );
+    let v = run(args(&[
+        "--limits-conf",
+        etc.path().to_str().expect("utf-8"),
+        "--pam-flavor",
+        "debian",
+        "-v",
+    ]));
     assert!(
         v.stdout
             .contains("fix (monit): start program = \"/bin/sh -c 'ulimit -Sn 2048; ...'\""),
