@@ -987,16 +987,41 @@ impl Provenance {
     /// A short phrase for a finding about the value: `, inherited from monit[812] (nofile
     /// 1024:4096)`.
     pub fn summary(&self) -> String {
+        self.summary_with(true)
+    }
+
+    /// The origin on its own, for a diagnosis that names the process already:
+    /// `nofile 1024:4096 inherited from monit[812]`.
+    pub fn origin(&self) -> String {
+        let phrase = self.summary_with(false);
+        format!(
+            "{} {}{}",
+            self.item,
+            self.actual.describe(),
+            phrase.strip_prefix(',').unwrap_or(&phrase)
+        )
+    }
+
+    fn summary_with(&self, limits: bool) -> String {
         let item = &self.item;
+        let of = |a: &Ancestor| {
+            if limits {
+                format!(" ({item} {})", a.limit.describe())
+            } else {
+                String::new()
+            }
+        };
         if let Some(s) = &self.starter {
             if self.orphaned.is_some() || !s.from_chain {
                 let mut what: Vec<String> = Vec::new();
                 what.extend(s.service.as_ref().map(|n| format!("service '{n}'")));
-                what.extend(
-                    s.process
-                        .as_ref()
-                        .map(|a| format!("{item} {}", a.limit.describe())),
-                );
+                if limits {
+                    what.extend(
+                        s.process
+                            .as_ref()
+                            .map(|a| format!("{item} {}", a.limit.describe())),
+                    );
+                }
                 let service = if what.is_empty() {
                     String::new()
                 } else {
@@ -1015,17 +1040,15 @@ impl Provenance {
             .or_else(|| self.hard_from.clone());
         match (&from, self.soft) {
             (Some(a), _) if self.raised_soft_itself() => format!(
-                ", hard limit inherited from {} ({item} {}); the process raised its soft limit to it",
+                ", hard limit inherited from {}{}; the process raised its soft limit to it",
                 a.who(),
-                a.limit.describe()
+                of(a)
             ),
-            (Some(a), SoftOrigin::Inherited) => {
-                format!(", inherited from {} ({item} {})", a.who(), a.limit.describe())
-            }
-            (Some(a), SoftOrigin::SetHere) => format!(
-                ", hard limit inherited from {} ({item} {}), soft limit set by the process or its start command",
+            (Some(a), SoftOrigin::Inherited) => format!(", inherited from {}{}", a.who(), of(a)),
+            (Some(a), _) => format!(
+                ", hard limit inherited from {}{}, soft limit set by the process or its start command",
                 a.who(),
-                a.limit.describe()
+                of(a)
             ),
             _ if self.orphaned.is_some() => ", its starting parent exited".into(),
             _ => match self.chain.first() {

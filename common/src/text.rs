@@ -63,6 +63,27 @@ pub fn shorten(text: &str, max: usize) -> String {
     format!("{}{ELLIPSIS}", text[..end].trim_end())
 }
 
+/// A serde error message (YAML, JSON) without what the input said: a quoted or backticked
+/// span before `, expected` is the input's content (`invalid type: string "root:*:...",
+/// expected a map`), the rest is what the format expected. A plugin reading a file it was
+/// pointed at must never print that file's content; where and what was expected is enough.
+pub fn without_input(msg: &str) -> String {
+    let (head, tail) = msg.split_at(msg.find(", expected").unwrap_or(msg.len()));
+    let mut out = String::new();
+    let mut quote = None;
+    for c in head.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '`' => quote = Some(c),
+            None => out.push(c),
+        }
+    }
+    let out = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    let out = out.trim_end_matches([' ', ':']);
+    format!("{out}{tail}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +119,27 @@ mod tests {
         let cut = shorten(&multibyte, 21);
         assert!(cut.len() <= 21 && cut.ends_with("..."), "{cut}");
         assert!(shorten("abc", 0).len() <= 3);
+    }
+
+    #[test]
+    fn serde_messages_lose_the_input() {
+        assert_eq!(
+            without_input(
+                r#"invalid type: string "root:*:20228:0:99999:7:::", expected struct Config"#
+            ),
+            "invalid type: string, expected struct Config"
+        );
+        assert_eq!(
+            without_input("unknown field `limts_conf`, expected one of `name`, `select`"),
+            "unknown field, expected one of `name`, `select`"
+        );
+        assert_eq!(
+            without_input(r#"limit value "lots" is not a number"#),
+            "limit value is not a number"
+        );
+        assert_eq!(
+            without_input("EOF while parsing a value"),
+            "EOF while parsing a value"
+        );
     }
 }

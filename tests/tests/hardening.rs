@@ -94,3 +94,47 @@ fn unit_selection_without_systemd_is_unknown_saying_so() {
         "{o:?}"
     );
 }
+
+/// What /etc/shadow looks like; none of it may reach the output.
+const SHADOW: &str = "root:*:20228:0:99999:7:::\ndaemon:*:20228:0:99999:7:::\nnagios:$y$j9T$secret:20228:0:99999:7:::\n";
+
+#[test]
+fn files_that_do_not_parse_are_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let shadow = dir.path().join("shadow");
+    std::fs::write(&shadow, SHADOW).unwrap();
+    let short = dir.path().join("short.pid");
+    std::fs::write(&short, &SHADOW[..26]).unwrap();
+    let link = dir.path().join("app.pid");
+    std::os::unix::fs::symlink(&shadow, &link).unwrap();
+    let shadow = shadow.to_str().unwrap();
+    let rlimit = plugin_path("check_rlimit_match")
+        .to_string_lossy()
+        .into_owned();
+    let fd = plugin_path("check_fd_usage").to_string_lossy().into_owned();
+    let runs = [
+        (
+            run_plugin(&rlimit, ["--pid", "1", "--limits-conf", shadow, "-vvv"]),
+            "invalid line 1 in shadow - skipped (expected DOMAIN TYPE ITEM VALUE)",
+        ),
+        (run_plugin(&rlimit, ["--config", shadow, "-vvv"]), "line 1"),
+        (
+            run_plugin(&fd, ["--pidfile", shadow, "-vvv"]),
+            "it is larger than 64 bytes",
+        ),
+        (
+            run_plugin(&fd, ["--pidfile", short.to_str().unwrap(), "-vvv"]),
+            "does not hold a pid",
+        ),
+        (
+            run_plugin(&fd, ["--pidfile", link.to_str().unwrap(), "-vvv"]),
+            "app.pid",
+        ),
+    ];
+    for (o, says) in runs {
+        for secret in ["20228", "99999", "secret", "daemon", "root:"] {
+            assert!(!o.stdout.contains(secret), "{secret} echoed: {o:?}");
+        }
+        assert!(o.stdout.contains(says), "{says}: {o:?}");
+    }
+}

@@ -15,6 +15,7 @@ use crate::args::Args;
 use crate::listener::{state_keys, stems, Listener};
 use crate::owner::{self, Owner};
 use crate::probe::{Method, Outcome, Probe};
+use procguard_common::remediation;
 
 /// What is kept between runs to turn counters into deltas.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -453,6 +454,11 @@ fn details(report: &mut Report, obs: &Observation, args: &Args, prior: &Prior) {
                 Some(os) => {
                     let who: Vec<String> = os.iter().map(Owner::describe).collect();
                     report.verbose_detail(format!("{} held by {}", l.endpoint(), who.join(", ")));
+                    // A holder at its limit: where the limit came from and who can raise it.
+                    if let Some(origin) = os.iter().find_map(|o| o.origin.as_ref()) {
+                        report.detail(origin.story());
+                        report.detail(remediation::fix(origin, None).unwrap_or_default());
+                    }
                 }
                 None => report.verbose_detail(format!(
                     "{}: no process found holding it (other users' processes need root or CAP_SYS_PTRACE; other PID namespaces are not visible)",
@@ -638,6 +644,7 @@ mod tests {
                 soft: Some(soft),
                 hard: Some(4096),
             }),
+            origin: None,
         }
     }
 

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use procguard_common::proc::limits::Rlimit;
 use procguard_common::proc::ProcRoot;
+use procguard_common::provenance::{self, Provenance};
 
 /// A process holding a listener, with its fd usage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,19 +28,35 @@ pub struct Owner {
     pub fds: Option<u64>,
     /// Its nofile limit, if readable.
     pub nofile: Option<Rlimit>,
+    /// Where its nofile came from (common's provenance), traced only when it is at its
+    /// limit.
+    pub origin: Option<Provenance>,
 }
 
 impl Owner {
     /// Reads name, fd count and nofile of `pid`.
     pub fn read(root: &ProcRoot, pid: i32) -> Owner {
         let p = root.process(pid);
-        Owner {
+        let mut owner = Owner {
             pid,
             name: p.name(),
             ppid: p.stat().ok().map(|s| s.ppid),
             fds: p.fd_count().ok(),
             nofile: p.limits().ok().map(|l| l.nofile()),
+            origin: None,
+        };
+        if owner.at_fd_limit() {
+            owner.origin = Some(provenance::trace(root, pid, "nofile"));
         }
+        owner
+    }
+
+    /// `; nofile 1024:4096 inherited from monit[812]`, when traced.
+    fn origin_words(&self) -> String {
+        self.origin
+            .as_ref()
+            .map(|o| format!("; {}", o.origin()))
+            .unwrap_or_default()
     }
 
     /// Open fds per thousand of the soft limit (0 when either is unknown).
@@ -171,7 +188,13 @@ pub fn holders_words(owners: &[Owner]) -> Option<String> {
     const EMFILE: &str = " \u{2014} accept() is likely failing with EMFILE";
     match owners {
         [] => return None,
-        [one] if one.at_fd_limit() => return Some(format!("owner {}{EMFILE}", one.describe())),
+        [one] if one.at_fd_limit() => {
+            return Some(format!(
+                "owner {}{EMFILE}{}",
+                one.describe(),
+                one.origin_words()
+            ))
+        }
         [one] => return Some(format!("owner {}", one.describe())),
         _ => {}
     }
@@ -213,8 +236,9 @@ pub fn holders_words(owners: &[Owner]) -> Option<String> {
         )
     };
     Some(format!(
-        "{}{EMFILE}; {count}",
-        named.describe_as(role(named))
+        "{}{EMFILE}; {count}{}",
+        named.describe_as(role(named)),
+        named.origin_words()
     ))
 }
 
@@ -240,6 +264,7 @@ mod tests {
                 soft: Some(1024),
                 hard: Some(4096),
             }),
+            origin: None,
         };
         assert!(o.at_fd_limit());
         assert_eq!(o.describe(), "node[2100] at 1024/1024 open files");
@@ -279,6 +304,7 @@ mod tests {
                 soft: Some(soft),
                 hard: Some(soft),
             }),
+            origin: None,
         }
     }
 

@@ -845,6 +845,14 @@ fn incident_server_at_its_fd_limit_gets_the_emfile_diagnosis() {
         )),
         "{o:?}"
     );
+    // Where the limit came from, in check_rlimit_match's words (common's provenance): the
+    // helper set its own 32:32 between fork and exec.
+    assert!(
+        o.stdout.contains(&format!(
+            "[{pid}] at 32/32 open files \u{2014} accept() is likely failing with EMFILE; nofile 32:32 not inherited ("
+        )),
+        "{o:?}"
+    );
     println!("incident run 1: {}", o.stdout.trim_end());
     // The probe's own connection filled the queue: now the SYN is dropped.
     let o = plugin(

@@ -92,7 +92,16 @@ fn regex<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Regex>, D::Error> {
     let text = String::deserialize(d)?;
     Regex::new(&text)
         .map(Some)
-        .map_err(|e| de::Error::custom(format!("cmdline: invalid regex: {e}")))
+        // regex's message quotes the pattern; only its last line says what is wrong.
+        .map_err(|e| {
+            let e = e.to_string();
+            let why = e
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
+            de::Error::custom(format!("cmdline: invalid regex: {why}"))
+        })
 }
 
 impl Select {
@@ -239,12 +248,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, CheckError> {
     let config: Config = serde_norway::from_str(text).map_err(|e| {
         let msg = e.to_string();
         // serde_norway appends " at line L column C"; put the line first instead.
-        let msg = msg
-            .split(" at line ")
-            .next()
-            .unwrap_or(&msg)
-            .trim()
-            .to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).trim();
+        // Where and what was expected, never the file's content (it may be /etc/shadow).
+        let msg = procguard_common::text::without_input(msg);
         match e.location() {
             Some(loc) => CheckError::Config(format!(
                 "config {} line {}: {msg}",
@@ -334,7 +340,7 @@ mod tests {
             err("services:\n  - name: a\n    select: {name: x}\n    expct: {nofile: 1}\n");
         assert!(
             unknown.starts_with("config s.yaml line 4: ")
-                && unknown.contains("unknown field `expct`"),
+                && unknown.contains("unknown field, expected one of `name`"),
             "{unknown}"
         );
         let item =
@@ -353,10 +359,18 @@ mod tests {
         assert!(value.starts_with("config s.yaml line 4: "), "{value}");
         let re = err("services:\n  - name: a\n    select:\n      cmdline: \"(\"\n");
         assert!(re.starts_with("config s.yaml line 4: "), "{re}");
+        assert!(re.ends_with("invalid regex: unclosed group"), "{re}");
+        // A file that is not a config at all: where, and what was expected, never its content.
+        let shadow = err("root:*:20228:0:99999:7:::\ndaemon:*:20228:0:99999:7:::\n");
+        assert!(
+            !shadow.contains("20228") && !shadow.contains("root"),
+            "{shadow}"
+        );
+        assert!(shadow.starts_with("config s.yaml"), "{shadow}");
         let twice = err(
             "services:\n  - name: a\n    select: {name: x}\n    expect:\n      nofile: 1\n      nofile: 2\n",
         );
-        assert!(twice.contains("duplicate field `nofile`"), "{twice}");
+        assert!(twice.contains("expect: duplicate field"), "{twice}");
         assert!(err("services: []\n").contains("no services"));
         assert!(err("services:\n  - name: a\n    select: {}\n").contains("empty select"));
         assert!(err(

@@ -304,9 +304,11 @@ pub fn resolve(files: &[ConfFile], who: &Identity, flavor: Flavor, nr_open: u64)
                         };
                     }
                 }
+                // Where and what was expected, never the line itself: the file may be
+                // anything (`--limits-conf /etc/shadow`).
                 _ => warnings.push(format!(
-                    "invalid line {lineno} in {} - skipped: \"{}\"",
-                    file.name, at.text
+                    "invalid line {lineno} in {} - skipped (expected DOMAIN TYPE ITEM VALUE)",
+                    file.name
                 )),
             }
         }
@@ -349,8 +351,8 @@ fn domain_class(
     }
     let bad_range = |warnings: &mut Vec<String>| {
         warnings.push(format!(
-            "wrong min_uid/gid value in {}:{} \"{}\" - skipped",
-            at.file, at.line, at.text
+            "wrong min_uid/gid value in {}:{} - skipped (expected ID, MIN: or MIN:MAX)",
+            at.file, at.line
         ));
         None
     };
@@ -408,7 +410,7 @@ fn process_limit(
     let Some(item) = item_name(item) else {
         if !OTHER_ITEMS.contains(&item) {
             warnings.push(format!(
-                "unknown limit item '{item}' in {}:{} - ignored",
+                "unknown limit item in {}:{} - ignored (expected an item of limits.conf(5), e.g. nofile)",
                 at.file, at.line
             ));
         }
@@ -420,7 +422,7 @@ fn process_limit(
         "-" => (true, true),
         _ => {
             warnings.push(format!(
-                "unknown limit type '{ltype}' in {}:{} - ignored",
+                "unknown limit type in {}:{} - ignored (expected soft, hard or -)",
                 at.file, at.line
             ));
             return;
@@ -432,7 +434,7 @@ fn process_limit(
     } else if item == "nice" {
         let Some(n) = strtol(value) else {
             warnings.push(format!(
-                "wrong limit value '{value}' in {}:{} - ignored",
+                "wrong limit value in {}:{} - ignored (expected a number, unlimited or -1)",
                 at.file, at.line
             ));
             return;
@@ -441,7 +443,7 @@ fn process_limit(
     } else {
         let Some(n) = strtoull(value) else {
             warnings.push(format!(
-                "wrong limit value '{value}' in {}:{} - ignored",
+                "wrong limit value in {}:{} - ignored (expected a number, unlimited or -1)",
                 at.file, at.line
             ));
             return;
@@ -639,9 +641,9 @@ mod tests {
         assert_eq!(
             r.warnings,
             [
-                "invalid line 1 in limits.conf - skipped: \"bogus line\"",
-                "unknown limit item 'nofle' in limits.conf:4 - ignored",
-                "unknown limit type 'sfot' in limits.conf:5 - ignored"
+                "invalid line 1 in limits.conf - skipped (expected DOMAIN TYPE ITEM VALUE)",
+                "unknown limit item in limits.conf:4 - ignored (expected an item of limits.conf(5), e.g. nofile)",
+                "unknown limit type in limits.conf:5 - ignored (expected soft, hard or -)"
             ]
         );
         let r = resolve(

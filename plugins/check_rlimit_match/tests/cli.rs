@@ -24,7 +24,7 @@ fn yaml_errors_exit_3_naming_the_line() {
         ),
         (
             "services:\n  - name: a\n    select: {pid: 1}\n    expct: {nofile: 1}\n",
-            "line 4: services[0]: unknown field `expct`",
+            "line 4: services[0]: unknown field, expected one of `name`",
         ),
         (
             "services:\n  - name: a\n    select: {pid: 1}\n    expect:\n      nofile: [1]\n",
@@ -32,7 +32,7 @@ fn yaml_errors_exit_3_naming_the_line() {
         ),
         (
             "services:\n  - name: a\n    select:\n      pid: one\n",
-            "line 4: services[0].select.pid: invalid type: string \"one\"",
+            "line 4: services[0].select.pid: invalid type: string, expected",
         ),
     ];
     for (text, want) in cases {
