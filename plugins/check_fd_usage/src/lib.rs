@@ -278,7 +278,7 @@ fn check_all(
         }
     }
     usages.sort_by(|a, b| b.ratio().total_cmp(&a.ratio()).then(b.fds.cmp(&a.fds)));
-    let who = |u: &Usage| format!("{}[{}]", root.process(u.pid).name(), u.pid);
+    let who = |u: &Usage| root.process(u.pid).who();
     // Only the fullest, the listed and the failing are named (a readlink each), once each.
     let fullest_who = usages.first().map(who);
     let mut problems = 0;

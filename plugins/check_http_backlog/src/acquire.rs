@@ -1,7 +1,8 @@
 //! Acquisition: everything the check reads from the system, gathered into a plain
-//! [`Observation`]. The listeners (sock_diag, else /proc/net/tcp{,6}), the sockets of the
-//! selected processes, the probe, the host's TcpExt counters, the established connections,
-//! and, when the evaluation asks for them, the processes holding the listeners.
+//! [`Observation`]. The sockets of the selected processes, the network namespace to look
+//! in, the listeners (sock_diag, else /proc/net/tcp{,6}), the probe, the TcpExt counters,
+//! the established connections, and, when the evaluation asks for them, the processes
+//! holding the listeners.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -13,20 +14,13 @@ use procguard_common::{CheckError, Report};
 use crate::args::Args;
 use crate::evaluate::{HostCounters, Prior, Saved};
 use crate::listener::Listener;
+use crate::netns::NetNs;
 use crate::owner::{self, Owner};
 use crate::probe::{self, Outcome, Probe};
-use crate::procnet::{self, TcpExt};
-use crate::sock_diag::{self, DiagError, Families};
+use crate::sockets::Net;
+pub use crate::sockets::Source;
+use crate::target::{self, Target};
 use crate::tls::Setup;
-
-/// Where the listeners came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// NETLINK_SOCK_DIAG: queue, backlog and drops.
-    SockDiag,
-    /// /proc/net/tcp{,6}: the queue only.
-    ProcNetTcp,
-}
 
 /// The most holders of one listener looked at (a pre-forking server's master and workers).
 const MAX_HOLDERS: usize = 256;
@@ -34,6 +28,10 @@ const MAX_HOLDERS: usize = 256;
 /// What one run saw. Plain data: the evaluation needs nothing else.
 #[derive(Debug, Clone)]
 pub struct Observation {
+    /// The listeners asked for.
+    pub target: Target,
+    /// The network namespace read, when not the plugin's own: its inode and description.
+    pub netns: Option<(u64, String)>,
     /// The listeners checked, sorted by port, family, address and inode.
     pub listeners: Vec<Listener>,
     /// Where they came from.
@@ -58,7 +56,8 @@ pub struct Observation {
     pub after_probe: Option<(BTreeMap<u64, u64>, Option<HostCounters>)>,
     /// The boot id (a reboot resets every counter).
     pub boot_id: String,
-    /// Per port: the local addresses of its established connections, or why not read.
+    /// With `--established`, per port: the local addresses of its established connections,
+    /// or why they could not be read.
     pub established: BTreeMap<u16, Result<Vec<IpAddr>, String>>,
     /// The processes holding each listener (by inode), once looked up.
     pub owners: Option<BTreeMap<u64, Vec<Owner>>>,
@@ -68,6 +67,8 @@ impl Observation {
     /// Nothing seen yet.
     pub fn new(source: Source, fallback: Option<String>) -> Observation {
         Observation {
+            target: Target::default(),
+            netns: None,
             listeners: Vec::new(),
             source,
             fallback,
@@ -88,42 +89,106 @@ impl Observation {
 /// Reads everything but the owners. Selection failures ("not running") are in `notes`,
 /// with no listeners.
 pub fn observe(args: &Args, root: &ProcRoot, deadline: Instant) -> Result<Observation, CheckError> {
-    let (mut listeners, source, fallback) = read_listeners(args, root)?;
-    if let Some(addr) = args.address {
-        listeners.retain(|l| l.serves(addr));
-    }
-    let mut obs = Observation::new(source, fallback);
+    let mut obs = Observation::new(Source::SockDiag, None);
+    obs.target = Target::from_args(args)?;
+    let mut pids = Vec::new();
     if !args.select.is_empty() {
-        select(args, root, deadline, &mut obs)?;
-        if obs.selected.as_ref().is_some_and(Vec::is_empty) {
+        pids = select(args, root, deadline, &mut obs)?;
+        if pids.is_empty() {
             return Ok(obs);
         }
+    }
+    let ns = namespace(args, root, &pids, &mut obs.notes)?;
+    obs.netns = ns.as_ref().map(|n| (n.inode, n.describe()));
+    let net = Net {
+        root,
+        ns: ns.as_ref(),
+        // Tests reach the /proc/net/tcp fallback through a seam of test builds only.
+        no_sock_diag: procguard_common::seam::var(procguard_common::seam::Seam::NoSockDiag)
+            .is_some(),
+    };
+    read(args, &net, &mut obs)?;
+    Ok(obs)
+}
+
+/// The network namespace to read: `--netns`, else that of the selected processes (the
+/// oldest one's, if they are in several); `None` for the plugin's own.
+fn namespace(
+    args: &Args,
+    root: &ProcRoot,
+    pids: &[i32],
+    notes: &mut Report,
+) -> Result<Option<NetNs>, CheckError> {
+    if let Some(arg) = &args.netns {
+        return NetNs::from_arg(root, arg);
+    }
+    let Some(first) = pids.first() else {
+        return Ok(None);
+    };
+    let ns = NetNs::of_pid(root, *first);
+    let inode = |n: &Option<NetNs>| n.as_ref().map(|n| n.inode);
+    let others = pids[1..]
+        .iter()
+        .filter(|p| inode(&NetNs::of_pid(root, **p)) != inode(&ns))
+        .count();
+    if others > 0 {
+        notes.verbose_detail(format!(
+            "{others} selected process(es) in another network namespace not read (select them alone, or give --netns)"
+        ));
+    }
+    Ok(ns)
+}
+
+/// The listeners asked for in `net`, the probe, the counters and the established
+/// connections.
+fn read(args: &Args, net: &Net<'_>, obs: &mut Observation) -> Result<(), CheckError> {
+    let (mut listeners, source, fallback) = net.listeners(obs.target.port, args.backlog)?;
+    obs.source = source;
+    obs.fallback = fallback;
+    listeners.retain(|l| obs.target.wants(l));
+    if obs.selected.is_some() {
         listeners.retain(|l| obs.held_by_selected.contains_key(&l.inode));
     }
     listeners.sort_by_key(|l| (l.port, l.addr.is_ipv6(), l.addr, l.inode));
     obs.listeners = listeners;
-    if let Some((url, probed)) = crate::probe_target(args, &obs.listeners) {
+    if let Some((url, probed)) = target::probe(args, &obs.target, &obs.listeners) {
         let tls = Setup::new(&args.tls).map_err(CheckError::Other)?;
         let target = probe::Target {
             url: url.clone(),
             host: args.tls.host.clone(),
             unix: None,
         };
-        let p = probe::run_target(&target, &tls, args.method, args.probe_timeout);
-        obs.probe = Some((url, p));
-        obs.probed = probed;
+        match net.connect_from(|| probe::run_target(&target, &tls, args.method, args.probe_timeout))
+        {
+            Ok(p) => {
+                obs.probe = Some((url, p));
+                obs.probed = probed;
+            }
+            Err(why) => obs.notes.unknown(why),
+        }
     }
-    obs.host = host_counters(root, &mut obs.notes);
+    obs.host = net
+        .counters()
+        .map_err(|e| obs.notes.unknown(e))
+        .ok()
+        .flatten();
     if obs
         .probe
         .as_ref()
         .is_some_and(|(_, p)| p.outcome == Outcome::ConnectTimeout)
     {
-        obs.after_probe = Some(drops_after_probe(args, root, &obs.listeners));
+        let drops = if source == Source::SockDiag {
+            net.drops()
+        } else {
+            BTreeMap::new()
+        };
+        obs.after_probe = Some((drops, net.counters().ok().flatten()));
     }
-    obs.boot_id = root.boot_id().unwrap_or_default();
-    obs.established = established_by_port(root, source, &obs.listeners);
-    Ok(obs)
+    obs.boot_id = net.root.boot_id().unwrap_or_default();
+    if args.established {
+        obs.established = net.established(source, &obs.listeners);
+    }
+    Ok(())
 }
 
 /// The selected processes and the socket inodes among their fds.
@@ -132,7 +197,7 @@ fn select(
     root: &ProcRoot,
     deadline: Instant,
     obs: &mut Observation,
-) -> Result<(), CheckError> {
+) -> Result<Vec<i32>, CheckError> {
     let selected = args
         .select
         .resolve(root, args.common.label.as_deref(), &mut obs.notes)?;
@@ -169,135 +234,7 @@ fn select(
                 .unknown(CheckError::io(root.process(s.pid).path("fd"), e)),
         }
     }
-    Ok(())
-}
-
-/// Lists LISTEN sockets (on `--port`, if given): sock_diag, else /proc/net/tcp{,6}. The
-/// third value says why sock_diag was not used.
-fn read_listeners(
-    args: &Args,
-    root: &ProcRoot,
-) -> Result<(Vec<Listener>, Source, Option<String>), CheckError> {
-    // Tests reach the /proc/net/tcp fallback through a seam of test builds only.
-    let why_not = if procguard_common::seam::var(procguard_common::seam::Seam::NoSockDiag).is_some()
-    {
-        "sock_diag not used (turned off by a test)".to_string()
-    } else {
-        match sock_diag::listeners(args.port) {
-            Ok(sockets) => {
-                let listeners = sockets.into_iter().map(Listener::from_diag).collect();
-                return Ok((listeners, Source::SockDiag, None));
-            }
-            Err(DiagError::Os(e)) => format!("sock_diag unavailable ({e}), read /proc/net/tcp"),
-            Err(e) => return Err(CheckError::Other(e.to_string())),
-        }
-    };
-    let rows = proc_net_tcp(root, sock_diag::TCP_LISTEN)?;
-    let listeners = rows
-        .into_iter()
-        .filter(|r| args.port.is_none_or(|p| r.port == p))
-        .map(|r| Listener {
-            addr: r.addr,
-            port: r.port,
-            queue: r.rx_queue,
-            backlog: args.backlog,
-            drops: None,
-            uid: r.uid,
-            inode: r.inode,
-        })
-        .collect();
-    Ok((listeners, Source::ProcNetTcp, Some(why_not)))
-}
-
-/// The rows of /proc/net/tcp and tcp6 in `state` (a kernel without IPv6 has no tcp6).
-fn proc_net_tcp(root: &ProcRoot, state: u8) -> Result<Vec<procnet::TcpRow>, CheckError> {
-    let mut rows = Vec::new();
-    for file in ["net/tcp", "net/tcp6"] {
-        let text = match root.read(file) {
-            Ok(t) => t,
-            Err(e) if file == "net/tcp6" && e.is_not_found() => continue,
-            Err(e) => return Err(e),
-        };
-        rows.extend(
-            procnet::parse_tcp(&text, state)
-                .map_err(|m| CheckError::parse(root.path().join(file), m))?,
-        );
-    }
-    Ok(rows)
-}
-
-/// TcpExt ListenOverflows and ListenDrops; a failure is an UNKNOWN note.
-fn host_counters(root: &ProcRoot, notes: &mut Report) -> Option<HostCounters> {
-    let text = root
-        .read("net/netstat")
-        .map_err(|e| notes.unknown(e))
-        .ok()?;
-    let t = TcpExt::parse(&text)
-        .map_err(|m| notes.unknown(CheckError::parse(root.path().join("net/netstat"), m)))
-        .ok()?;
-    Some(HostCounters {
-        listen_overflows: t.get("ListenOverflows")?,
-        listen_drops: t.get("ListenDrops")?,
-    })
-}
-
-/// The drop counters once more, after a probe whose SYN was not answered.
-fn drops_after_probe(
-    args: &Args,
-    root: &ProcRoot,
-    listeners: &[Listener],
-) -> (BTreeMap<u64, u64>, Option<HostCounters>) {
-    let mut per_listener = BTreeMap::new();
-    if listeners.iter().any(|l| l.drops.is_some()) {
-        if let Ok((now, _, _)) = read_listeners(args, root) {
-            for l in now {
-                if let Some(d) = l.drops {
-                    per_listener.insert(l.inode, d);
-                }
-            }
-        }
-    }
-    (per_listener, host_counters(root, &mut Report::default()))
-}
-
-/// The established connections of each listened port (their local addresses).
-fn established_by_port(
-    root: &ProcRoot,
-    source: Source,
-    listeners: &[Listener],
-) -> BTreeMap<u16, Result<Vec<IpAddr>, String>> {
-    let mut out = BTreeMap::new();
-    for l in listeners {
-        out.entry(l.port).or_insert_with(|| {
-            // Only the families listening on this port can hold its connections: an IPv4
-            // listener's are all AF_INET, so the (costly) AF_INET6 walk is skipped.
-            let on_port = || listeners.iter().filter(|o| o.port == l.port);
-            let families = Families {
-                v4: on_port().any(|o| o.addr.is_ipv4()),
-                v6: on_port().any(|o| o.addr.is_ipv6()),
-            };
-            established(root, source, l.port, families).map_err(|e| e.to_string())
-        });
-    }
-    out
-}
-
-/// The local addresses of the established connections with local port `port`.
-fn established(
-    root: &ProcRoot,
-    source: Source,
-    port: u16,
-    families: Families,
-) -> Result<Vec<IpAddr>, CheckError> {
-    if source == Source::SockDiag {
-        return sock_diag::established_on(port, families)
-            .map_err(|e| CheckError::Other(e.to_string()));
-    }
-    Ok(proc_net_tcp(root, sock_diag::TCP_ESTABLISHED)?
-        .iter()
-        .filter(|r| r.port == port)
-        .map(|r| r.addr)
-        .collect())
+    Ok(selected.iter().map(|s| s.pid).collect())
 }
 
 /// Looks up the processes holding the listeners (those of the selected processes are
@@ -337,7 +274,11 @@ pub fn owners(root: &ProcRoot, obs: &mut Observation, deadline: Instant) {
 /// Takes the prior state of this check and stores the next one, under the state lock. A
 /// state store that cannot be used costs the drop deltas only.
 pub fn swap_state(args: &Args, obs: &Observation) -> Prior {
-    let key = format!("http_backlog {}", crate::target_key(args));
+    let mut key = format!("http_backlog {}", target::state_key(args, &obs.target));
+    // Drop counters are per namespace: a container's listener is not the host's.
+    if let Some((inode, _)) = obs.netns {
+        key = format!("{key} netns {inode}");
+    }
     let updated = args.state.open().and_then(|dir| {
         dir.update::<Saved, Saved>(&key, |saved, _origin| {
             let next = crate::evaluate::next_state(saved, obs);

@@ -16,8 +16,8 @@ use crate::tls::TlsArgs;
 /// Alert when a TCP listener's accept queue fills or drops connections, and probe it over
 /// HTTP with each failure in its own words.
 ///
-/// Listeners are chosen by --port (and --address), or as the TCP listeners owned by the
-/// processes the selectors match. The queue is read through NETLINK_SOCK_DIAG, LISTEN sockets
+/// Listeners are chosen by --port (and --address), by the port and host of --url, or as the
+/// TCP listeners owned by the processes the selectors match. The queue is read through NETLINK_SOCK_DIAG, LISTEN sockets
 /// only, so the cost does not grow with established connections; /proc/net/tcp is the
 /// fallback (it cannot show the backlog: give --backlog). --queue-warning/--queue-critical
 /// are percent of the backlog; a full queue holds backlog+1 connections. Drops are deltas
@@ -39,7 +39,7 @@ pub struct Args {
     #[command(flatten)]
     pub state: StateArgs,
 
-    /// Check the TCP listener(s) on this port
+    /// Check the TCP listener(s) on this port (overrides the port and host of --url)
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
 
@@ -67,7 +67,7 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub drops_critical: u64,
 
-    /// Probe this URL
+    /// Probe this URL; alone, it also names the listener: its port, and its host when that is an address of this host
     #[arg(long, value_name = "URL", conflicts_with = "probe")]
     pub url: Option<String>,
 
@@ -89,6 +89,14 @@ pub struct Args {
 
     #[command(flatten)]
     pub tls: TlsArgs,
+
+    /// Look in this network namespace (a PID, /proc/PID/ns/net, or /run/netns/NAME) instead of the selected processes' own or this host's; sock_diag inside it needs CAP_SYS_ADMIN, else /proc/PID/net/tcp is read
+    #[arg(long, value_name = "NS")]
+    pub netns: Option<String>,
+
+    /// Also count each listener's established connections (perfdata STEM_established); the kernel walks every established socket of the family for it, so its cost grows with the host's connections
+    #[arg(long)]
+    pub established: bool,
 }
 
 impl CheckArgs for Args {
@@ -192,9 +200,9 @@ pub fn url_endpoint(url: &str) -> Result<(String, u16), String> {
 pub fn validate(args: &Args) -> Result<(), CheckError> {
     // The runner prints these like clap's own errors: the reason, then the short usage.
     let invalid = |m: String| Err(CheckError::Usage(m));
-    if args.port.is_none() && args.select.is_empty() {
+    if args.port.is_none() && args.url.is_none() && args.select.is_empty() {
         return invalid(
-            "give --port PORT or a process selector (--pid, --name, --unit, ...)".into(),
+            "give --port PORT, --url URL or a process selector (--pid, --name, --unit, ...)".into(),
         );
     }
     let probing = args.probe || args.url.is_some();

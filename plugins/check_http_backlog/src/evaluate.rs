@@ -165,7 +165,7 @@ pub fn evaluate(obs: &Observation, args: &Args, prior: &Prior) -> Evaluation {
             .and_then(|l| attach.take(Status::Critical, Some(l), false));
         worst = probe_finding(&mut report, args, url, p, why.as_deref(), label.as_deref());
     }
-    if let Some(m) = missing(obs, args) {
+    if let Some(m) = missing(obs) {
         report.add(Status::Critical, m);
     }
     let listeners = judge_listeners(
@@ -193,7 +193,7 @@ pub fn evaluate(obs: &Observation, args: &Args, prior: &Prior) -> Evaluation {
 }
 
 /// "Nothing listens on ..." / "... holds no TCP listener", when so.
-fn missing(obs: &Observation, args: &Args) -> Option<String> {
+fn missing(obs: &Observation) -> Option<String> {
     if !obs.listeners.is_empty() {
         return None;
     }
@@ -203,18 +203,12 @@ fn missing(obs: &Observation, args: &Args) -> Option<String> {
         Some(who) => Some(format!(
             "{} holds no TCP listener{}",
             who.join(", "),
-            args.port
+            obs.target
+                .port
                 .map(|p| format!(" on port {p}"))
                 .unwrap_or_default()
         )),
-        None => {
-            let port = args.port.unwrap_or(0);
-            Some(match args.address {
-                Some(a) if a.is_ipv6() => format!("nothing listens on [{a}]:{port}"),
-                Some(a) => format!("nothing listens on {a}:{port}"),
-                None => format!("nothing listens on port {port}"),
-            })
-        }
+        None => Some(format!("nothing listens on {}", obs.target.describe())),
     }
 }
 
@@ -472,6 +466,13 @@ fn details(report: &mut Report, obs: &Observation, args: &Args, prior: &Prior) {
             "the backlog is unknown without sock_diag: give --backlog N for the percent thresholds",
         );
     }
+    report.verbose_detail(match (&obs.netns, obs.source) {
+        (None, _) => "network namespace: the plugin's own".to_string(),
+        (Some((_, ns)), Source::SockDiag) => {
+            format!("network namespace: {ns}, read with sock_diag inside it")
+        }
+        (Some((_, ns)), Source::ProcNetTcp) => format!("network namespace: {ns}"),
+    });
     if let Some(note) = &prior.note {
         report.detail(note.clone());
     }
@@ -815,7 +816,11 @@ mod tests {
 
     #[test]
     fn nothing_listens_and_unusable_state() {
-        let o = observed(vec![]);
+        let mut o = observed(vec![]);
+        o.target = crate::target::Target {
+            port: Some(8080),
+            addresses: vec!["::1".parse().unwrap()],
+        };
         let prior = Prior {
             error: Some("cannot use state directory /x: Permission denied".into()),
             ..Prior::default()

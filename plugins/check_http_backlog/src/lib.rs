@@ -17,20 +17,21 @@ pub mod acquire;
 pub mod args;
 pub mod evaluate;
 pub mod listener;
+pub mod netns;
 pub mod owner;
 pub mod probe;
 pub mod procnet;
 pub mod sock_diag;
+pub mod sockets;
+pub mod target;
 pub mod tls;
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use procguard_common::proc::ProcRoot;
 use procguard_common::{CheckError, Report};
 
 pub use crate::args::Args;
-use crate::listener::Listener;
 
 /// The check: acquire, evaluate (once more with the listeners' owners when something is
 /// wrong: looking them up costs a readlink per fd of every process), render.
@@ -50,45 +51,4 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
         verdict = evaluate::evaluate(&obs, args, &prior);
     }
     Ok(verdict.report)
-}
-
-/// The state key: what the check looks at, not the PIDs.
-fn target_key(args: &Args) -> String {
-    let mut parts = Vec::new();
-    if let Some(p) = args.port {
-        parts.push(format!("port {p}"));
-    }
-    if let Some(a) = args.address {
-        parts.push(format!("address {a}"));
-    }
-    if !args.select.is_empty() {
-        parts.push(args.select.describe());
-    }
-    parts.join(" ")
-}
-
-/// The URL to probe, if any, and the inode of the listener it goes to: the one serving the
-/// URL's address and port, else (`--url` with `--port`) the first listener on `--port`.
-fn probe_target(args: &Args, listeners: &[Listener]) -> Option<(String, Option<u64>)> {
-    if let Some(url) = &args.url {
-        let served = args::url_endpoint(url).ok().and_then(|(host, port)| {
-            let ip: Option<IpAddr> = host.parse().ok();
-            listeners
-                .iter()
-                .find(|l| l.port == port && ip.is_none_or(|ip| l.serves(ip)))
-        });
-        let probed = served.or_else(|| listeners.first().filter(|_| args.port.is_some()));
-        return Some((url.clone(), probed.map(|l| l.inode)));
-    }
-    if !args.probe {
-        return None;
-    }
-    let first = listeners.first();
-    let (host, port) = match (args.address, first) {
-        (Some(IpAddr::V6(a)), _) => (format!("[{a}]"), args.port?),
-        (Some(a), _) => (a.to_string(), args.port?),
-        (None, Some(l)) => (l.probe_host(), l.port),
-        (None, None) => (Ipv4Addr::LOCALHOST.to_string(), args.port?),
-    };
-    Some((format!("http://{host}:{port}/"), first.map(|l| l.inode)))
 }

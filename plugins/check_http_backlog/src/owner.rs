@@ -12,7 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::time::Instant;
 
 use procguard_common::proc::limits::Rlimit;
-use procguard_common::proc::ProcRoot;
+use procguard_common::proc::{who, ProcRoot};
 use procguard_common::provenance::{self, Provenance};
 
 /// A process holding a listener, with its fd usage.
@@ -80,8 +80,8 @@ impl Owner {
     /// The same with its role after the name: `nginx[13311] worker at 41/40 open files`.
     pub fn describe_as(&self, role: Option<&str>) -> String {
         let who = match role {
-            Some(r) => format!("{}[{}] {r}", self.name, self.pid),
-            None => format!("{}[{}]", self.name, self.pid),
+            Some(r) => format!("{} {r}", who(&self.name, self.pid)),
+            None => who(&self.name, self.pid),
         };
         match (self.fds, self.nofile.and_then(|n| n.soft)) {
             (Some(fds), Some(soft)) if fds >= soft => format!("{who} at {fds}/{soft} open files"),

@@ -459,7 +459,7 @@ fn full_queue_is_critical_then_ok_once_accepted() {
     );
 
     let accepted: Vec<TcpStream> = (0..5).map(|_| l.accept().unwrap().0).collect();
-    let o = plugin(&state, &["--port", &port]);
+    let o = plugin(&state, &["--port", &port, "--established"]);
     assert_eq!(o.code, 0, "{o:?}");
     assert!(
         line1(&o).starts_with(&format!(
@@ -678,6 +678,30 @@ fn probe_healthy_reports_timings() {
         assert!(v.ends_with("s;;;0") || v.contains("s;"), "{label}: {o:?}");
         assert!(!v.starts_with('U'), "{label}: {o:?}");
     }
+    // --url alone names the listener too, by address or by a name of this host.
+    for url in [s.url(), format!("http://localhost:{}/x", s.port())] {
+        let o = plugin(&state, &["--url", &url]);
+        assert_eq!(o.code, 0, "{o:?}");
+        assert!(
+            line1(&o).starts_with(&format!(
+                "HTTP_BACKLOG OK - 127.0.0.1:{} accept queue 0/",
+                s.port()
+            )),
+            "{o:?}"
+        );
+        assert!(o.perf(&format!("{}_queue", s.port())).is_some(), "{o:?}");
+    }
+    // Nothing listens there: the URL's listener is missing, and the probe says why.
+    let gone = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let o = plugin(&state, &["--url", &format!("http://{gone}/")]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stdout.contains(&format!("nothing listens on {gone}")),
+        "{o:?}"
+    );
     // --probe builds the URL from the listener; HEAD works too.
     let o = plugin(
         &state,
@@ -910,17 +934,25 @@ fn same_queue_result_with_20000_established_connections() {
     let port = addr.port().to_string();
     let clients = connect_up_to(addr, 8);
     assert_eq!(clients.len(), 5);
-    let o = plugin(&state, &["--port", &port]);
-    assert_eq!(o.code, 2, "{o:?}");
-    assert!(
-        line1(&o).contains(&format!("127.0.0.1:{port} accept queue 5/4 full")),
-        "{o:?}"
-    );
-    assert_eq!(o.perf(&format!("{port}_queue")).unwrap(), "5;3;4;0;5");
-    // The 5 queued connections are established; the 20,000 elsewhere are not counted, not
-    // even client sockets whose own port happens to be this port number.
-    assert_eq!(o.perf(&format!("{port}_established")).unwrap(), "5;;;0");
-    assert!(o.elapsed < Duration::from_secs(3), "{o:?}");
+    for established in [false, true] {
+        let mut args = vec!["--port", port.as_str()];
+        if established {
+            args.push("--established");
+        }
+        let o = plugin(&state, &args);
+        assert_eq!(o.code, 2, "{o:?}");
+        assert!(
+            line1(&o).contains(&format!("127.0.0.1:{port} accept queue 5/4 full")),
+            "{o:?}"
+        );
+        assert_eq!(o.perf(&format!("{port}_queue")).unwrap(), "5;3;4;0;5");
+        // Opt-in: the count walks every established socket of the family. Then the 5 queued
+        // connections count; the 20,000 elsewhere do not, not even client sockets whose own
+        // port happens to be this port number.
+        let counted = o.perf(&format!("{port}_established"));
+        assert_eq!(counted.as_deref(), established.then_some("5;;;0"), "{o:?}");
+        assert!(o.elapsed < Duration::from_secs(3), "{o:?}");
+    }
     drop((clients, helpers));
 }
 

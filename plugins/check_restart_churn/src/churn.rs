@@ -15,6 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use procguard_common::proc::who;
 use procguard_common::{Report, Thresholds};
 
 mod lineup;
@@ -178,7 +179,7 @@ pub struct Instance {
 
 impl Instance {
     fn who(&self) -> String {
-        format!("{}[{}]", self.name, self.pid)
+        who(&self.name, self.pid)
     }
 
     /// Whether `other` is the same process (boot, pid and start time).

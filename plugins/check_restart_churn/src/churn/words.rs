@@ -2,6 +2,7 @@
 //! drift, the restart count, a young service), the perfdata and the long output.
 
 use procguard_common::cli::format_duration;
+use procguard_common::proc::who;
 use procguard_common::{PerfData, Report, Status, Uom};
 
 use super::lineup::Lineup;
@@ -254,9 +255,8 @@ pub(super) fn describe_event(e: &Event, now: &Now, since_last: Option<f64>) -> S
         .as_ref()
         .map(|o| {
             format!(
-                " {}[{}] (lived {}{}{})",
-                o.name,
-                o.pid,
+                " {} (lived {}{}{})",
+                who(&o.name, o.pid),
                 format_duration(o.lived),
                 last_seen_at(o.fds, o.nofile).replace(';', ","),
                 o.nofile

@@ -1,0 +1,221 @@
+//! Reading sockets and TCP counters in one network namespace: the plugin's own, or another
+//! one ([`NetNs`]), through sock_diag when it can, else through `/proc/.../net/tcp{,6}`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use procguard_common::proc::ProcRoot;
+use procguard_common::CheckError;
+
+use crate::evaluate::HostCounters;
+use crate::listener::Listener;
+use crate::netns::NetNs;
+use crate::procnet::{self, TcpExt};
+use crate::sock_diag::{self, DiagError, Families};
+
+/// Where the listeners came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// NETLINK_SOCK_DIAG: queue, backlog and drops.
+    SockDiag,
+    /// /proc/net/tcp{,6}: the queue only.
+    ProcNetTcp,
+}
+
+/// One network namespace's view of the sockets.
+#[derive(Debug, Clone, Copy)]
+pub struct Net<'a> {
+    /// The /proc tree.
+    pub root: &'a ProcRoot,
+    /// `None`: the plugin's own namespace.
+    pub ns: Option<&'a NetNs>,
+    /// Read /proc as where sock_diag is unavailable (a test seam).
+    pub no_sock_diag: bool,
+}
+
+/// Why sock_diag was not used.
+enum NoDiag {
+    /// The namespace could not be joined (no CAP_SYS_ADMIN).
+    Outside(std::io::Error),
+    /// sock_diag itself said no.
+    Diag(DiagError),
+}
+
+impl Net<'_> {
+    /// `FILE` under `net/`: `/proc/net/FILE`, or that of the namespace.
+    fn read(&self, file: &str) -> Result<String, CheckError> {
+        match self.ns {
+            None => self.root.read(&format!("net/{file}")),
+            Some(ns) => ns.read_net(self.root, file),
+        }
+    }
+
+    /// Where `read` reads `FILE`, for messages.
+    fn path(&self, file: &str) -> String {
+        match self.ns.and_then(|n| n.pid) {
+            Some(pid) => self
+                .root
+                .process(pid)
+                .path(&format!("net/{file}"))
+                .display()
+                .to_string(),
+            None => self
+                .root
+                .path()
+                .join("net")
+                .join(file)
+                .display()
+                .to_string(),
+        }
+    }
+
+    /// Runs a sock_diag query in the namespace.
+    fn diag<T: Send>(&self, f: impl FnOnce() -> Result<T, DiagError> + Send) -> Result<T, NoDiag> {
+        match self.ns {
+            None => f().map_err(NoDiag::Diag),
+            Some(ns) => ns.run_in(f).map_err(NoDiag::Outside)?.map_err(NoDiag::Diag),
+        }
+    }
+
+    /// Runs `f` (a probe) where the namespace's addresses are: on a thread that joined it.
+    pub fn connect_from<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, String> {
+        match self.ns {
+            None => Ok(f()),
+            Some(ns) => ns.run_in(f).map_err(|e| {
+                format!(
+                    "probe not run: connecting inside {} needs CAP_SYS_ADMIN ({e})",
+                    ns.describe()
+                )
+            }),
+        }
+    }
+
+    /// LISTEN sockets (on `port`, if given): sock_diag, else /proc/net/tcp{,6} with
+    /// `backlog` as the backlog. The third value says why sock_diag was not used.
+    pub fn listeners(
+        &self,
+        port: Option<u16>,
+        backlog: Option<u32>,
+    ) -> Result<(Vec<Listener>, Source, Option<String>), CheckError> {
+        let why_not = if self.no_sock_diag {
+            "sock_diag not used (turned off by a test)".to_string()
+        } else {
+            match self.diag(move || sock_diag::listeners(port)) {
+                Ok(sockets) => {
+                    let listeners = sockets.into_iter().map(Listener::from_diag).collect();
+                    return Ok((listeners, Source::SockDiag, None));
+                }
+                Err(NoDiag::Outside(e)) => format!(
+                    "read {} (sock_diag inside {} needs CAP_SYS_ADMIN: {e})",
+                    self.path("tcp{,6}"),
+                    self.ns.map(NetNs::describe).unwrap_or_default()
+                ),
+                Err(NoDiag::Diag(DiagError::Os(e))) => {
+                    format!("sock_diag unavailable ({e}), read {}", self.path("tcp{,6}"))
+                }
+                Err(NoDiag::Diag(e)) => return Err(CheckError::Other(e.to_string())),
+            }
+        };
+        let listeners = self
+            .proc_net_tcp(sock_diag::TCP_LISTEN)?
+            .into_iter()
+            .filter(|r| port.is_none_or(|p| r.port == p))
+            .map(|r| Listener {
+                addr: r.addr,
+                port: r.port,
+                queue: r.rx_queue,
+                backlog,
+                drops: None,
+                uid: r.uid,
+                inode: r.inode,
+            })
+            .collect();
+        Ok((listeners, Source::ProcNetTcp, Some(why_not)))
+    }
+
+    /// The rows of tcp and tcp6 in `state` (a kernel without IPv6 has no tcp6).
+    fn proc_net_tcp(&self, state: u8) -> Result<Vec<procnet::TcpRow>, CheckError> {
+        let mut rows = Vec::new();
+        for file in ["tcp", "tcp6"] {
+            let text = match self.read(file) {
+                Ok(t) => t,
+                Err(e) if file == "tcp6" && e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            rows.extend(
+                procnet::parse_tcp(&text, state)
+                    .map_err(|m| CheckError::parse(self.path(file), m))?,
+            );
+        }
+        Ok(rows)
+    }
+
+    /// TcpExt ListenOverflows and ListenDrops.
+    pub fn counters(&self) -> Result<Option<HostCounters>, CheckError> {
+        let text = self.read("netstat")?;
+        let t = TcpExt::parse(&text).map_err(|m| CheckError::parse(self.path("netstat"), m))?;
+        Ok(t.get("ListenOverflows").zip(t.get("ListenDrops")).map(
+            |(listen_overflows, listen_drops)| HostCounters {
+                listen_overflows,
+                listen_drops,
+            },
+        ))
+    }
+
+    /// The drop counter of each listener now (by inode), from sock_diag.
+    pub fn drops(&self) -> BTreeMap<u64, u64> {
+        self.diag(|| sock_diag::listeners(None))
+            .map(|sockets| {
+                sockets
+                    .into_iter()
+                    .filter_map(|s| Some((u64::from(s.inode), u64::from(s.drops?))))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The established connections of each listened port (their local addresses).
+    pub fn established(
+        &self,
+        source: Source,
+        listeners: &[Listener],
+    ) -> BTreeMap<u16, Result<Vec<IpAddr>, String>> {
+        let mut out = BTreeMap::new();
+        for l in listeners {
+            out.entry(l.port).or_insert_with(|| {
+                // Only the families listening on this port can hold its connections: an
+                // IPv4 listener's are all AF_INET, so the (costly) AF_INET6 walk is skipped.
+                let on_port = || listeners.iter().filter(|o| o.port == l.port);
+                let families = Families {
+                    v4: on_port().any(|o| o.addr.is_ipv4()),
+                    v6: on_port().any(|o| o.addr.is_ipv6()),
+                };
+                self.established_on(source, l.port, families)
+                    .map_err(|e| e.to_string())
+            });
+        }
+        out
+    }
+
+    /// The local addresses of the established connections with local port `port`.
+    fn established_on(
+        &self,
+        source: Source,
+        port: u16,
+        families: Families,
+    ) -> Result<Vec<IpAddr>, CheckError> {
+        if source == Source::SockDiag {
+            return match self.diag(move || sock_diag::established_on(port, families)) {
+                Ok(addrs) => Ok(addrs),
+                Err(NoDiag::Outside(e)) => Err(CheckError::Other(e.to_string())),
+                Err(NoDiag::Diag(e)) => Err(CheckError::Other(e.to_string())),
+            };
+        }
+        Ok(self
+            .proc_net_tcp(sock_diag::TCP_ESTABLISHED)?
+            .iter()
+            .filter(|r| r.port == port)
+            .map(|r| r.addr)
+            .collect())
+    }
+}
