@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use procguard_common::proc::who;
+use procguard_common::proc::{who, Rlimit};
 use procguard_common::{Report, Thresholds};
 
 mod lineup;
@@ -25,7 +25,6 @@ mod words;
 use lineup::{Lineup, Since};
 #[cfg(test)]
 use words::civil_from_days;
-use words::show;
 pub use words::{clock, clock_secs, span};
 
 /// Events kept at most, whatever the window (a backstop for the state file's size).
@@ -48,23 +47,9 @@ pub struct Now {
     pub utc_offset: i64,
 }
 
-/// A `nofile` limit; `None` is unlimited.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NoFile {
-    /// Soft limit.
-    pub soft: Option<u64>,
-    /// Hard limit.
-    pub hard: Option<u64>,
-}
-
-impl NoFile {
-    fn soft_rank(&self) -> u64 {
-        self.soft.unwrap_or(u64::MAX)
-    }
-
-    fn show_soft(&self) -> String {
-        show(self.soft)
-    }
+/// A soft `nofile` for comparing: unlimited ranks above every number.
+pub(crate) fn soft_rank(n: &Rlimit) -> u64 {
+    n.soft.unwrap_or(u64::MAX)
 }
 
 /// One process of the service as this run sees it.
@@ -79,7 +64,7 @@ pub struct Seen {
     /// Open fds, if readable.
     pub fds: Option<u64>,
     /// `nofile`, if readable.
-    pub nofile: Option<NoFile>,
+    pub nofile: Option<Rlimit>,
 }
 
 /// What systemd says about the unit (`systemctl show`).
@@ -172,7 +157,7 @@ pub struct Instance {
     /// Open fds when last seen.
     pub fds: Option<u64>,
     /// `nofile` when last seen.
-    pub nofile: Option<NoFile>,
+    pub nofile: Option<Rlimit>,
     /// Set while this instance runs with a lower soft `nofile` than an instance before it.
     pub drift: Option<Drift>,
 }
@@ -192,7 +177,7 @@ impl Instance {
     }
 
     /// The highest soft `nofile` of this instance's line (its own, or the one it dropped from).
-    fn reference(&self) -> Option<NoFile> {
+    fn reference(&self) -> Option<Rlimit> {
         match (self.drift, self.nofile) {
             (Some(d), _) => Some(d.from),
             (None, n) => n,
@@ -224,7 +209,7 @@ impl Instance {
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
 pub struct Drift {
     /// The limit before the drop.
-    pub from: NoFile,
+    pub from: Rlimit,
     /// The instance that had it.
     pub from_pid: i32,
     /// When the drop happened (start of the first instance with the lower limit).
@@ -247,7 +232,7 @@ pub struct Gone {
     /// Open fds when last seen.
     pub fds: Option<u64>,
     /// `nofile` when last seen.
-    pub nofile: Option<NoFile>,
+    pub nofile: Option<Rlimit>,
 }
 
 /// How a restart was found.

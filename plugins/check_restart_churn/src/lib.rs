@@ -22,7 +22,7 @@ use procguard_common::{
     systemd, CheckArgs, CheckError, CommonArgs, Report, Status, ThresholdArgs, Thresholds,
 };
 
-use churn::{NoFile, Now, Observation, Policy, Seen, UnitInfo};
+use churn::{Now, Observation, Policy, Seen, UnitInfo};
 
 /// Alert when a service keeps being restarted, whoever restarts it.
 ///
@@ -175,7 +175,7 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
             state_note: origin.note(),
         };
         let report = churn::evaluate(state, &obs, &policy);
-        let drifted: Vec<(i32, NoFile)> = state
+        let drifted: Vec<(i32, Rlimit)> = state
             .instances
             .iter()
             .filter_map(|i| Some((i.pid, i.drift?.from)))
@@ -190,15 +190,11 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
 /// For each instance whose nofile dropped: where its value came from and the fix that
 /// gives it back the earlier instance's (common's provenance, the same words as
 /// check_rlimit_match and check_http_backlog).
-fn causes(root: &ProcRoot, drifted: &[(i32, NoFile)], report: &mut Report) {
+fn causes(root: &ProcRoot, drifted: &[(i32, Rlimit)], report: &mut Report) {
     for (pid, from) in drifted.iter().take(3) {
         let trace = provenance::trace(root, *pid, "nofile");
         report.detail(format!("cause: {}", trace.story()));
-        let want = Rlimit {
-            soft: from.soft,
-            hard: from.hard,
-        };
-        if let Some(fix) = remediation::fix(&trace, Some(want)) {
+        if let Some(fix) = remediation::fix(&trace, Some(*from)) {
             report.detail(fix);
         }
     }
@@ -223,13 +219,7 @@ fn observe(root: &ProcRoot, selected: &[Selected]) -> Vec<Seen> {
             starttime: s.starttime,
             name: s.name.clone(),
             fds: fds.ok(),
-            nofile: limits.ok().map(|l| {
-                let n = l.nofile();
-                NoFile {
-                    soft: n.soft,
-                    hard: n.hard,
-                }
-            }),
+            nofile: limits.ok().map(|l| l.nofile()),
         });
     }
     seen

@@ -1,7 +1,7 @@
 //! Phases 1 and 2 of a run: which of this run's processes the last run knew, which are
 //! new and which are gone; and a new instance's soft `nofile` against its predecessor's.
 
-use super::{ChurnState, Drift, Instance, Now, RunMark, Seen};
+use super::{soft_rank, ChurnState, Drift, Instance, Now, RunMark, Seen};
 
 /// How this run relates to the last one.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,7 +122,7 @@ impl Lineup {
             let Some(reference) = pred.reference() else {
                 continue;
             };
-            if mine.soft_rank() < reference.soft_rank() {
+            if soft_rank(&mine) < soft_rank(&reference) {
                 self.current[i].drift = Some(match pred.drift {
                     Some(d) => Drift { direct: false, ..d },
                     None => Drift {
@@ -163,7 +163,7 @@ fn still_running(known: &Instance, s: &Seen, now: &Now) -> Instance {
     // A drift ends when the running instance gets its limit back (prlimit).
     let drift = known
         .drift
-        .filter(|d| nofile.is_none_or(|n| n.soft_rank() < d.from.soft_rank()));
+        .filter(|d| nofile.is_none_or(|n| soft_rank(&n) < soft_rank(&d.from)));
     Instance {
         last_seen: now.wall,
         fds: s.fds.or(known.fds),

@@ -4,7 +4,9 @@
 use procguard_common::Report;
 
 use super::lineup::{Lineup, Since};
-use super::words::{clock, show};
+use procguard_common::proc::limits::show;
+
+use super::words::clock;
 use super::{ChurnState, Event, Kind, Now, Policy, UnitInfo, UnitMark, MAX_EVENTS};
 
 /// The restarts (and a reboot) this run finds by comparing its instances with the last

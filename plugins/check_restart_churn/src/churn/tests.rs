@@ -71,7 +71,7 @@ impl Sim {
             starttime: ((self.uptime - ago) * HZ as f64).round() as u64,
             name: "app".into(),
             fds: Some(fds),
-            nofile: Some(NoFile {
+            nofile: Some(Rlimit {
                 soft: Some(soft),
                 hard: Some(soft.max(4096)),
             }),
@@ -559,7 +559,7 @@ fn raising_the_running_instance_limit_ends_the_drift() {
     assert_eq!(sim.run(&[app.clone()]).1, Status::Critical);
     sim.advance(60.0);
     assert_eq!(sim.run(&[app.clone()]).1, Status::Critical, "still lowered");
-    app.nofile = Some(NoFile {
+    app.nofile = Some(Rlimit {
         soft: Some(500_000),
         hard: Some(500_000),
     });

@@ -2,11 +2,12 @@
 //! drift, the restart count, a young service), the perfdata and the long output.
 
 use procguard_common::cli::format_duration;
+use procguard_common::proc::limits::show;
 use procguard_common::proc::who;
 use procguard_common::{PerfData, Report, Status, Uom};
 
 use super::lineup::Lineup;
-use super::{ChurnState, Drift, Event, Instance, Kind, NoFile, Now, Observation, Policy};
+use super::{ChurnState, Drift, Event, Instance, Kind, Now, Observation, Policy, Rlimit};
 
 /// What a run found, for wording.
 pub(super) struct Run<'a> {
@@ -146,22 +147,22 @@ fn down(prior: &ChurnState, obs: &Observation, now: &Now) -> String {
 
 /// The limit drift finding of instance `c` (limit `n` now, `d` the drop). The cause of a
 /// drop (where the lower limit comes from) belongs here, after the two values.
-fn drift(c: &Instance, d: Drift, n: NoFile, now: &Now) -> String {
+fn drift(c: &Instance, d: Drift, n: Rlimit, now: &Now) -> String {
     if d.direct {
         format!(
             "{} restarted at {} with nofile {} (previous instance had {})",
             c.who(),
             clock(d.at, now),
-            n.show_soft(),
-            d.from.show_soft()
+            show(n.soft),
+            show(d.from.soft)
         )
     } else {
         format!(
             "{} runs with nofile {} since a restart at {} (instances before had {})",
             c.who(),
-            n.show_soft(),
+            show(n.soft),
             clock(d.at, now),
-            d.from.show_soft()
+            show(d.from.soft)
         )
     }
 }
@@ -187,22 +188,13 @@ pub(super) fn long_output(run: &Run, r: &mut Report) {
             c.fds
                 .map(|f| format!(", {f} open files"))
                 .unwrap_or_default(),
-            c.nofile.map_or("unknown".to_string(), |n| format!(
-                "{}:{}",
-                show(n.soft),
-                show(n.hard)
-            ))
+            c.nofile.map_or("unknown".to_string(), |n| n.describe())
         ));
     }
     let listed = run.events.len().saturating_sub(20);
     for e in &run.events[listed..] {
         r.verbose_detail(format!("in window: {}", describe_event(e, run.now, None)));
     }
-}
-
-/// A limit for people: the number, or `unlimited`.
-pub(super) fn show(v: Option<u64>) -> String {
-    v.map_or_else(|| "unlimited".to_string(), |v| v.to_string())
 }
 
 /// `; instances lived 41s-2m10s; last seen at 1021/1024 open files`.
@@ -235,9 +227,9 @@ fn hints(events: &[&Event]) -> String {
 }
 
 /// `; last seen at 1021/1024 open files`.
-fn last_seen_at(fds: Option<u64>, nofile: Option<NoFile>) -> String {
+fn last_seen_at(fds: Option<u64>, nofile: Option<Rlimit>) -> String {
     match (fds, nofile) {
-        (Some(f), Some(n)) => format!("; last seen at {f}/{} open files", n.show_soft()),
+        (Some(f), Some(n)) => format!("; last seen at {f}/{} open files", show(n.soft)),
         (Some(f), None) => format!("; last seen at {f} open files"),
         _ => String::new(),
     }
@@ -260,7 +252,7 @@ pub(super) fn describe_event(e: &Event, now: &Now, since_last: Option<f64>) -> S
                 format_duration(o.lived),
                 last_seen_at(o.fds, o.nofile).replace(';', ","),
                 o.nofile
-                    .map(|n| format!(", nofile {}:{}", show(n.soft), show(n.hard)))
+                    .map(|n| format!(", nofile {}", n.describe()))
                     .unwrap_or_default()
             )
         })
