@@ -91,7 +91,14 @@ pub fn human(v: f64, decimals: usize) -> String {
     if !v.is_finite() {
         return if v.is_nan() { "?" } else { "∞" }.to_string();
     }
-    let text = format!("{v:.decimals$}");
+    // Half away from zero, as people round (format! alone rounds 0.25 to 0.2).
+    let scale = 10_f64.powi(i32::try_from(decimals).unwrap_or(i32::MAX));
+    let rounded = if scale.is_finite() && (v * scale).is_finite() {
+        (v * scale).round() / scale
+    } else {
+        v
+    };
+    let text = format!("{rounded:.decimals$}");
     let text = if text.contains('.') {
         text.trim_end_matches('0').trim_end_matches('.')
     } else {
@@ -164,6 +171,9 @@ mod tests {
         assert_eq!(human(1021.0, 1), "1021");
         assert_eq!(human(0.25, 2), "0.25");
         assert_eq!(human(0.251, 1), "0.3");
+        assert_eq!(human(0.25, 1), "0.3");
+        assert_eq!(human(6.25, 1), "6.3");
+        assert_eq!(human(-6.25, 1), "-6.3");
         assert_eq!(human(-0.01, 1), "0");
         assert_eq!(human(1e-7, 2), "0");
         assert_eq!(human(1e20, 0), "100000000000000000000");

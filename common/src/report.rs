@@ -85,6 +85,21 @@ impl Report {
         judgement.status
     }
 
+    /// Like [`Report::metric`], but the finding is added only when the value crosses a
+    /// threshold: for a second measure of something another finding already describes
+    /// (the fds left below a limit whose usage is the main finding).
+    pub fn secondary_metric(
+        &mut self,
+        value: f64,
+        thresholds: &Thresholds,
+        text: impl Into<String>,
+        perf: PerfData,
+    ) -> Status {
+        let status = self.alert(perf.label(), value, thresholds, text);
+        self.perfdata.push(perf.thresholds(thresholds));
+        status
+    }
+
     /// Evaluates `value` like [`Report::metric`] but adds a finding only when it crosses a
     /// threshold, and no perfdata: for values listed in bulk (every process of the host),
     /// where the OK ones are summed up elsewhere. `who` names the value in `-vv` output.

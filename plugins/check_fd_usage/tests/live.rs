@@ -147,12 +147,18 @@ fn dead_pidfile_and_missing_pid_are_critical_not_running() {
 #[test]
 fn all_lists_the_fullest_process_and_is_critical() {
     let h = holder(64, 62);
-    let o = run_plugin(BIN, ["--all", "--top", "3"]);
+    // Other tests on this machine may hold fuller processes: the holder is listed among the
+    // fullest and named in a CRITICAL finding, whatever its rank.
+    let o = run_plugin(BIN, ["--all", "--top", "50"]);
     assert_eq!(o.code, 2, "{o:?}");
-    let entry = format!("1. sleep[{}] 62/64 open files", h.pid());
-    assert!(o.stdout.lines().any(|l| l.starts_with(&entry)), "{o:?}");
+    let entry = format!(". sleep[{}] 62/64 open files", h.pid());
+    assert!(o.stdout.lines().any(|l| l.contains(&entry)), "{o:?}");
+    let finding = format!(
+        "[CRITICAL] sleep[{}] 62/64 open files (96.9% of soft limit; hard 64) (critical > 57)",
+        h.pid()
+    );
     assert!(
-        o.line1().contains(&format!("sleep[{}] 62/64", h.pid())),
+        o.stdout.lines().any(|l| l == finding) || o.line1().contains(&finding[11..]),
         "{o:?}"
     );
     assert!(
