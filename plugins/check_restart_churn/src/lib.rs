@@ -203,7 +203,7 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
 
 /// For each instance whose nofile dropped: where its value came from and the fix that
 /// gives it back the earlier instance's (common's provenance, the same words as
-/// check_rlimit_match and check_http_backlog).
+/// `check_rlimit_match` and `check_http_backlog`).
 fn causes(root: &ProcRoot, drifted: &[(i32, Rlimit)], report: &mut Report) {
     for (pid, from) in drifted.iter().take(3) {
         let trace = provenance::trace(root, *pid, "nofile");
