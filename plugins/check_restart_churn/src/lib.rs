@@ -412,10 +412,16 @@ mod tests {
     /// the package's directory).
     #[test]
     fn one_pidfile_one_state_however_it_is_spelled() {
-        let abs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/../tests/fixtures/app.pid");
+        let abs = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/../tests/fixtures/app.pid"
+        );
         let key = parse(&["--pidfile", "tests/fixtures/app.pid"]).state_key();
         assert_eq!(key, parse(&["--pidfile", abs]).state_key());
-        assert_eq!(key, parse(&["--pidfile", "./tests/fixtures/./app.pid"]).state_key());
+        assert_eq!(
+            key,
+            parse(&["--pidfile", "./tests/fixtures/./app.pid"]).state_key()
+        );
         assert_ne!(key, parse(&["--pidfile", "tests/app.pid"]).state_key());
     }
 
