@@ -408,6 +408,23 @@ mod tests {
         );
     }
 
+    /// A relative and an absolute path to one pidfile keep one state (cargo runs tests in
+    /// the package's directory).
+    #[test]
+    fn one_pidfile_one_state_however_it_is_spelled() {
+        let abs = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/../tests/fixtures/app.pid"
+        );
+        let key = parse(&["--pidfile", "tests/fixtures/app.pid"]).state_key();
+        assert_eq!(key, parse(&["--pidfile", abs]).state_key());
+        assert_eq!(
+            key,
+            parse(&["--pidfile", "./tests/fixtures/./app.pid"]).state_key()
+        );
+        assert_ne!(key, parse(&["--pidfile", "tests/app.pid"]).state_key());
+    }
+
     /// `systemctl show` output as systemd 252 prints it for the properties we ask.
     const SHOW_FIXTURE: &str = "NRestarts=7\nExecMainStartTimestampMonotonic=5216061817\n";
 
