@@ -4,8 +4,13 @@
 //! it saw. The rules here are written once so that no check can get them wrong:
 //!
 //! - **One file per key** in the state directory (`--state-dir`, else `$PROCGUARD_STATE_DIR`,
-//!   else `/var/lib/procguard`), created 0700 if missing. Keys are made file-name safe by
-//!   [`file_stem`].
+//!   else `/var/lib/procguard/<user>`: one directory per effective user, so checks run as
+//!   root and as `nagios` side by side never share a file), created 0700 if missing. Keys
+//!   are made file-name safe by [`file_stem`].
+//! - **Trusted only if this user's**: a state directory owned by another user than this one
+//!   or root, or writable by group or others without the sticky bit, is refused; so is a
+//!   state or lock file not owned by the effective user. Reads are bounded: the one read
+//!   that takes the file stops at [`MAX_STATE_BYTES`] + 1.
 //! - **Read-modify-write under an exclusive `flock`** on a separate `<stem>.lock` file (the
 //!   data file itself is replaced on every write, so a lock on it would lock a dead inode):
 //!   parallel runs of the same check serialize and no update is lost.
@@ -86,7 +91,23 @@ impl StateArgs {
 fn resolve_dir(flag: Option<&Path>, env: Option<OsString>) -> PathBuf {
     flag.map(Path::to_path_buf)
         .or_else(|| env.filter(|v| !v.is_empty()).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+        .unwrap_or_else(|| Path::new(DEFAULT_STATE_DIR).join(user_dir_name()))
+}
+
+/// The effective user's subdirectory of [`DEFAULT_STATE_DIR`]: the user's name from the
+/// passwd file (made file-name safe), else the numeric uid. One per user, so checks run as
+/// root (Monit) and as `nagios` (NRPE, Icinga 2) side by side never share a file.
+pub fn user_dir_name() -> String {
+    let euid = effective_uid();
+    crate::accounts::read_passwd()
+        .ok()
+        .and_then(|p| p.into_iter().find(|e| e.uid == euid))
+        .map_or_else(|| euid.to_string(), |e| file_stem(&e.name))
+}
+
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
 }
 
 /// An open state directory.
@@ -165,12 +186,17 @@ struct EnvelopeIn {
 }
 
 impl StateDir {
-    /// Opens the directory `path`, creating it (and missing parents) with mode 0700 if it
-    /// does not exist. A symlink to a directory is followed (a relocated state dir is fine).
+    /// Opens the directory `path`, creating it with mode 0700 (missing parents 0755, so
+    /// other users' subdirectories stay reachable) if it does not exist. A symlink to a
+    /// directory is followed (a relocated state dir is fine).
+    ///
+    /// Refused (UNKNOWN, saying why and the fix): a directory owned by another user than
+    /// this one or root, or writable by group or others without the sticky bit: whoever
+    /// else can write there could plant or swap state.
     pub fn open(path: impl Into<PathBuf>) -> Result<StateDir, CheckError> {
         let path = path.into();
         match fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => {}
+            Ok(meta) if meta.is_dir() => check_dir(&path, &meta)?,
             Ok(_) => {
                 return Err(fail(
                     "cannot use state directory",
@@ -178,11 +204,7 @@ impl StateDir {
                     io::Error::from_raw_os_error(libc::ENOTDIR),
                 ))
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&path)
-                .map_err(|e| fail("cannot create state directory", &path, e))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => create_dir(&path)?,
             Err(e) => return Err(fail("cannot use state directory", &path, e)),
         }
         Ok(StateDir { path })
@@ -244,12 +266,18 @@ impl StateDir {
             .open(&path)
             .map_err(|e| match e.raw_os_error() {
                 Some(libc::ELOOP) => refused(&path, "it is a symbolic link"),
+                Some(libc::EACCES) => CheckError::Other(format!(
+                    "cannot write in state directory {}: permission denied for uid {}; give this user a directory of its own (install -d -o USER -m 700 DIR) or use --state-dir",
+                    self.path.display(),
+                    effective_uid()
+                )),
                 _ => fail("cannot write in state directory: cannot create", &path, e),
             })?;
         let meta = file.metadata().map_err(|e| fail("cannot stat", &path, e))?;
         if !meta.is_file() {
             return Err(refused(&path, "it is not a regular file"));
         }
+        check_owner(&path, &meta)?;
         // Polled rather than blocking: a run that holds the lock for long (stuck on a hung
         // disk) must turn into a message naming the file, not into this run's timeout.
         let deadline = Instant::now() + LOCK_WAIT;
@@ -379,6 +407,7 @@ fn read_checked(file: &Path) -> Result<Option<Result<Vec<u8>, String>>, CheckErr
     if !meta.is_file() {
         return Err(refused(file, "it is not a regular file"));
     }
+    check_owner(file, &meta)?;
     if meta.mode() & 0o022 != 0 {
         return Err(refused(
             file,
@@ -388,14 +417,15 @@ fn read_checked(file: &Path) -> Result<Option<Result<Vec<u8>, String>>, CheckErr
             ),
         ));
     }
-    if meta.len() > MAX_STATE_BYTES {
-        return Ok(Some(Err(format!(
-            "{} bytes, more than the {MAX_STATE_BYTES} a state file may have",
-            meta.len()
-        ))));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    match f.read_to_end(&mut bytes) {
+    // One bounded read decides the size: a file that grows after a stat cannot be read whole.
+    let mut bytes = Vec::new();
+    match Read::by_ref(&mut f)
+        .take(MAX_STATE_BYTES + 1)
+        .read_to_end(&mut bytes)
+    {
+        Ok(_) if bytes.len() as u64 > MAX_STATE_BYTES => Ok(Some(Err(format!(
+            "more than the {MAX_STATE_BYTES} bytes a state file may have"
+        )))),
         Ok(_) => Ok(Some(Ok(bytes))),
         Err(e) => Ok(Some(Err(format!("cannot read it: {}", short(&e))))),
     }
@@ -462,6 +492,68 @@ fn fail(what: &str, path: &Path, e: io::Error) -> CheckError {
 
 fn refused(path: &Path, why: &str) -> CheckError {
     CheckError::Other(format!("refusing state file {}: {why}", path.display()))
+}
+
+/// Creates a missing state directory: 0700, its missing parents 0755.
+fn create_dir(path: &Path) -> Result<(), CheckError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .map_err(|e| fail("cannot create state directory", path, e))?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => Ok(()),
+        // Another run created it meanwhile: check it like any existing one.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let meta =
+                fs::metadata(path).map_err(|e| fail("cannot use state directory", path, e))?;
+            check_dir(path, &meta)
+        }
+        Err(e) => Err(fail("cannot create state directory", path, e)),
+    }
+}
+
+/// A state directory must be this user's or root's, and not writable by others unless
+/// sticky (as /tmp): otherwise another user could plant, swap or remove state files.
+fn check_dir(path: &Path, meta: &fs::Metadata) -> Result<(), CheckError> {
+    let me = effective_uid();
+    let refuse = |why: String| {
+        Err(CheckError::Other(format!(
+            "refusing state directory {}: {why}",
+            path.display()
+        )))
+    };
+    if meta.uid() != me && meta.uid() != 0 {
+        return refuse(format!(
+            "it is owned by uid {}, not by this user (uid {me}) or root; use a directory of this user's (--state-dir) or chown it",
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return refuse(format!(
+            "it is writable by group or others without the sticky bit (mode {mode:04o}); chmod 700 it"
+        ));
+    }
+    Ok(())
+}
+
+/// A state or lock file must belong to this user: one planted by another user (in a
+/// sticky directory, or by root's mistake) is not trusted.
+fn check_owner(path: &Path, meta: &fs::Metadata) -> Result<(), CheckError> {
+    let me = effective_uid();
+    if meta.uid() != me {
+        return Err(refused(
+            path,
+            &format!(
+                "it is owned by uid {}, not by this user (uid {me}); remove it if nothing of this user's should be there",
+                meta.uid()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -572,7 +664,8 @@ mod tests {
         let path = tmp.path().join("a/b/state");
         let dir = StateDir::open(&path).unwrap();
         assert_eq!(mode(&path), 0o700);
-        assert_eq!(mode(&tmp.path().join("a")), 0o700);
+        // Parents stay traversable: other users' directories live below them.
+        assert_eq!(mode(&tmp.path().join("a")), 0o755);
         assert_eq!(bump(&dir, "k", "x").value, 1);
         // An existing directory is used as it is.
         fs::set_permissions(&path, fs::Permissions::from_mode(0o750)).unwrap();
@@ -842,9 +935,7 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(
-                err.starts_with(
-                    "cannot write in state directory: cannot create /sys/kernel/k.lock: "
-                ),
+                err.starts_with("cannot write in state directory /sys/kernel: permission denied for uid 0; give this user a directory of its own (install -d -o USER -m 700 DIR) or use --state-dir"),
                 "{err}"
             );
         }
@@ -921,12 +1012,77 @@ mod tests {
             resolve_dir(None, Some("/env".into())),
             PathBuf::from("/env")
         );
-        assert_eq!(
-            resolve_dir(None, Some("".into())),
-            PathBuf::from(DEFAULT_STATE_DIR)
-        );
-        assert_eq!(resolve_dir(None, None), PathBuf::from("/var/lib/procguard"));
+        // The default: one directory per effective user (the tests run as root).
+        let mine = PathBuf::from("/var/lib/procguard").join(user_dir_name());
+        assert_eq!(resolve_dir(None, Some("".into())), mine);
+        assert_eq!(resolve_dir(None, None), mine);
+        if effective_uid() == 0 {
+            assert_eq!(user_dir_name(), "root");
+        }
         let a = Args::try_parse_from(["x"]).unwrap();
         assert_eq!(a.state.state_dir, None);
+    }
+
+    fn chown(path: &Path, uid: u32) {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid C string path; lchown does not follow a symlink.
+        assert_eq!(unsafe { libc::lchown(c.as_ptr(), uid, uid) }, 0);
+    }
+
+    /// Ownership is what the tests (root) can set on any file: uid 65534 is "another user".
+    #[test]
+    fn state_or_lock_files_of_another_user_are_refused() {
+        if effective_uid() != 0 {
+            return; // needs chown
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(tmp.path()).unwrap();
+        bump(&dir, "k", "a");
+        let file = dir.file("k");
+        chown(&file, 65534);
+        let before = fs::read(&file).unwrap();
+        let err = dir
+            .update("k", |c: &mut Counter, _| c.count += 1)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!("refusing state file {}: it is owned by uid 65534, not by this user (uid 0); remove it if nothing of this user's should be there", file.display())
+        );
+        assert_eq!(fs::read(&file).unwrap(), before, "left alone");
+        let lock = tmp.path().join("l.lock");
+        fs::write(&lock, "").unwrap();
+        chown(&lock, 65534);
+        let err = dir
+            .update("l", |c: &mut Counter, _| c.count += 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("l.lock: it is owned by uid 65534"), "{err}");
+    }
+
+    #[test]
+    fn state_dirs_others_can_write_or_own_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let open = tmp.path().join("open");
+        fs::create_dir(&open).unwrap();
+        for bad in [0o777, 0o770, 0o702] {
+            fs::set_permissions(&open, fs::Permissions::from_mode(bad)).unwrap();
+            let err = StateDir::open(&open).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!("refusing state directory {}: it is writable by group or others without the sticky bit (mode {bad:04o}); chmod 700 it", open.display())
+            );
+        }
+        // Sticky, as /tmp: others cannot swap this user's files, and what they plant is
+        // refused by owner.
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
+        assert_eq!(bump(&StateDir::open(&open).unwrap(), "k", "a").value, 1);
+        if effective_uid() == 0 {
+            let theirs = tmp.path().join("theirs");
+            fs::create_dir(&theirs).unwrap();
+            chown(&theirs, 65534);
+            let err = StateDir::open(&theirs).unwrap_err().to_string();
+            assert!(err.ends_with("it is owned by uid 65534, not by this user (uid 0) or root; use a directory of this user's (--state-dir) or chown it"), "{err}");
+        }
     }
 }

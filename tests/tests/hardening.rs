@@ -138,3 +138,63 @@ fn files_that_do_not_parse_are_never_echoed() {
         assert!(o.stdout.contains(says), "{says}: {o:?}");
     }
 }
+
+/// A state directory anyone may write to (mode 0777, no sticky bit) is refused, and that
+/// costs only what needs the state: a healthy listener stays OK with its own summary, a
+/// service that is down stays CRITICAL.
+#[test]
+fn an_unusable_state_store_costs_only_the_deltas() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let open = tmp.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let open = open.to_str().unwrap();
+    let refused = format!("refusing state directory {open}: it is writable by group or others without the sticky bit (mode 0777); chmod 700 it");
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let backlog = plugin_path("check_http_backlog")
+        .to_string_lossy()
+        .into_owned();
+    let o = run_plugin(
+        &backlog,
+        [
+            "--port",
+            &port,
+            "--address",
+            "127.0.0.1",
+            "--state-dir",
+            open,
+        ],
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.line1().starts_with(&format!(
+            "HTTP_BACKLOG OK - 127.0.0.1:{port} accept queue 0/"
+        )),
+        "{o:?}"
+    );
+    assert!(
+        o.stdout.contains(&format!(
+            "\ndrops not compared with the last run: {refused}"
+        )),
+        "{o:?}"
+    );
+
+    let churn = plugin_path("check_restart_churn")
+        .to_string_lossy()
+        .into_owned();
+    let pidfile = tmp.path().join("gone.pid");
+    let o = run_plugin(
+        &churn,
+        ["--pidfile", pidfile.to_str().unwrap(), "--state-dir", open],
+    );
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.line1().contains("not running"), "{o:?}");
+    assert!(
+        o.stdout
+            .contains(&format!("[UNKNOWN] restarts not counted: {refused}")),
+        "{o:?}"
+    );
+}

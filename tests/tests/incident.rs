@@ -9,6 +9,11 @@
 //! again and again. Then the fix (`ulimit -n` in the start program) and the same load: all
 //! plugins OK.
 //!
+//! A second run does the same with a start program that backgrounds the service (`... &`),
+//! as start programs for Monit's `check process ... with pidfile` commonly do: the service
+//! is reparented away from Monit, and the plugins still name the live monit and its service
+//! (from `MONIT_SERVICE` in the service's environment and Monit's control file).
+//!
 //! Monit's hard limit is this machine's own (20000 here, not 4096 as in the incident):
 //! raising a hard limit needs CAP_SYS_RESOURCE, which this machine lacks, and the fix's
 //! `ulimit -n` can only raise the soft limit up to it. For the same reason the limits.conf
@@ -16,7 +21,7 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -152,9 +157,24 @@ fn write_rc(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-fn monitrc(dir: &Path, port: u16, start_prefix: &str, plugins: &BTreeMap<&str, String>) -> String {
+/// Monit's control file. With `daemonize` the start program backgrounds the service and
+/// exits, as start programs for `check process ... with pidfile` commonly do: the service is
+/// then reparented away from Monit.
+fn monitrc(
+    dir: &Path,
+    port: u16,
+    start_prefix: &str,
+    daemonize: bool,
+    plugins: &BTreeMap<&str, String>,
+) -> String {
     let d = dir.display();
     let svc = env!("CARGO_BIN_EXE_incident_service");
+    let run = format!("{svc} {port} {d}/svc.pid {d}/svc.log 64");
+    let start = if daemonize {
+        format!("{start_prefix}{run} >/dev/null 2>&1 &")
+    } else {
+        format!("{start_prefix}exec {run}")
+    };
     let mut rc = format!(
         r#"set daemon 1
 set logfile {d}/monit.log
@@ -166,7 +186,7 @@ set httpd unixsocket {d}/monit.sock
     allow procguard:e2e
 
 check process incident with pidfile {d}/svc.pid
-    start program = "/bin/sh -c '{start_prefix}exec {svc} {port} {d}/svc.pid {d}/svc.log 64'" with timeout 15 seconds
+    start program = "/bin/sh -c '{start}'" with timeout 15 seconds
     stop program = "/bin/sh -c 'kill $(cat {d}/svc.pid)'"
     if failed host 127.0.0.1 port {port} protocol http request "/" with timeout 2 seconds then restart
 "#
@@ -237,7 +257,9 @@ impl Load {
             let mut conns: Vec<TcpStream> = Vec::new();
             let mut buf = [0u8; 256];
             while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
-                conns.retain(|c| match c.peek(&mut buf) {
+                // Read (not peek): a closed connection may still hold the 200 reply unread,
+                // and only reading past it shows the end of the stream.
+                conns.retain_mut(|c| match c.read(&mut buf) {
                     Ok(0) => false,
                     Ok(_) => true,
                     Err(e) => e.kind() == ErrorKind::WouldBlock,
@@ -275,9 +297,33 @@ fn state_word(o: &Outcome) -> String {
     ["OK", "WARNING", "CRITICAL", "UNKNOWN"][o.code as usize].to_string()
 }
 
+/// The service's session leader (the start program's shell) has exited: it was reparented.
+fn reparented(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let session = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 2..].split(' ').nth(3))
+        .and_then(|s| s.parse::<i32>().ok());
+    session.is_some_and(|s| s != pid && !Path::new(&format!("/proc/{s}")).exists())
+}
+
 #[test]
 #[ignore = "end to end under a real Monit (about two minutes); tests/run runs it"]
 fn incident_under_monit_is_caught_then_fixed() {
+    incident(false);
+}
+
+/// The same, with a start program that backgrounds the service (`... &`): the service is
+/// reparented, and the plugins still name the live monit and its service as the origin.
+#[test]
+#[ignore = "end to end under a real Monit (about two minutes); tests/run runs it"]
+fn incident_when_monits_start_program_daemonizes() {
+    incident(true);
+}
+
+fn incident(daemonize: bool) {
     // The load needs more than 1024 fds in this process.
     let mut rl = libc::rlimit {
         rlim_cur: 0,
@@ -394,13 +440,30 @@ fn incident_under_monit_is_caught_then_fixed() {
     };
 
     // 1. Monit with soft nofile 1024 starts the service, which inherits it.
-    let monit = Monit::start(dir, &monitrc(dir, port, "", &commands), (1024, hard));
+    timeline.event(
+        if daemonize {
+            "run: Monit's start program backgrounds the service"
+        } else {
+            "run: Monit's start program execs the service"
+        },
+        &BTreeMap::new(),
+    );
+    let monit = Monit::start(
+        dir,
+        &monitrc(dir, port, "", daemonize, &commands),
+        (1024, hard),
+    );
     let first = wait_for(
         "the service to start under Monit",
         Duration::from_secs(20),
         || {
             let pid = service_pid(dir)?;
-            (ppid_of(pid) == Some(monit.pid()) && TcpStream::connect(addr).is_ok()).then_some(pid)
+            let started = if daemonize {
+                reparented(pid) && ppid_of(pid) != Some(monit.pid())
+            } else {
+                ppid_of(pid) == Some(monit.pid())
+            };
+            (started && TcpStream::connect(addr).is_ok()).then_some(pid)
         },
     );
     assert_eq!(
@@ -423,6 +486,15 @@ fn incident_under_monit_is_caught_then_fixed() {
         rlimit.line1().contains(&format!("monit[{}]", monit.pid())),
         "names Monit as the origin: {rlimit:?}"
     );
+    if daemonize {
+        assert!(
+            rlimit.line1().contains(&format!(
+                "started by monit[{}] (service 'incident', nofile 1024:{hard}), then reparented",
+                monit.pid()
+            )),
+            "names the live monit and its service though the service left it: {rlimit:?}"
+        );
+    }
     assert_eq!(outs["fd_usage"].code, 0, "{:?}", outs["fd_usage"]);
     assert_eq!(outs["churn"].code, 0, "baseline: {:?}", outs["churn"]);
 
@@ -470,6 +542,15 @@ fn incident_under_monit_is_caught_then_fixed() {
     assert!(fd.line1().contains("/1024 open files"), "{fd:?}");
     let backlog = seen_backlog_critical.expect("check_http_backlog went CRITICAL under load");
     timeline.evidence("under load", &backlog);
+    if daemonize && backlog.stdout.contains("EMFILE") {
+        assert!(
+            backlog.stdout.contains(&format!(
+                "started by monit[{}] (service 'incident'), then reparented",
+                monit.pid()
+            )),
+            "the owner at its limit is traced to the live monit: {backlog:?}"
+        );
+    }
     let diagnosis = backlog.stdout.to_lowercase();
     assert!(
         diagnosis.contains("emfile")
@@ -526,7 +607,13 @@ fn incident_under_monit_is_caught_then_fixed() {
     // 3. The fix: raise the limit in the start program, reload Monit, restart the service.
     write_rc(
         &monit.rc,
-        &monitrc(dir, port, &format!("ulimit -n {expected}; "), &commands),
+        &monitrc(
+            dir,
+            port,
+            &format!("ulimit -n {expected}; "),
+            daemonize,
+            &commands,
+        ),
     );
     monit.ctl(&["reload"]);
     thread::sleep(Duration::from_secs(2));

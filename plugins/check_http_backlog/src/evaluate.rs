@@ -136,8 +136,10 @@ pub fn evaluate(obs: &Observation, args: &Args, prior: &Prior) -> Evaluation {
             wants_owners: false,
         };
     }
+    // An unusable state store costs the drop deltas only: a detail line, never the verdict
+    // (a healthy listener stays OK, with its own summary).
     if let Some(e) = &prior.error {
-        report.unknown(format!("drops not compared with the last run: {e}"));
+        report.detail(format!("drops not compared with the last run: {e}"));
     }
     let deltas = prior
         .saved
@@ -829,8 +831,25 @@ mod tests {
         assert!(!e.wants_owners);
         let (out, status) = e.report.render("HTTP_BACKLOG", 0);
         assert_eq!(status, Status::Critical);
-        assert!(out.starts_with("HTTP_BACKLOG CRITICAL - nothing listens on [::1]:8080 (+1 more)"));
-        assert!(out.contains("[UNKNOWN] drops not compared with the last run: cannot use"));
+        assert!(
+            out.starts_with("HTTP_BACKLOG CRITICAL - nothing listens on [::1]:8080"),
+            "{out}"
+        );
+        assert!(out.contains("\ndrops not compared with the last run: cannot use"));
+        // A healthy listener stays OK with its own summary; the state costs a detail line.
+        let o = observed(vec![listener("127.0.0.1", 8080, 0, 128)]);
+        let e = evaluate(&o, &args(&["--port", "8080"]), &prior);
+        let (out, status) = e.report.render("HTTP_BACKLOG", 0);
+        assert_eq!(status, Status::Ok, "{out}");
+        assert!(
+            out.starts_with("HTTP_BACKLOG OK - 127.0.0.1:8080 accept queue 0/128"),
+            "{out}"
+        );
+        assert!(
+            out.lines()
+                .any(|l| l == "drops not compared with the last run: cannot use state directory /x: Permission denied"),
+            "{out}"
+        );
     }
 
     #[test]

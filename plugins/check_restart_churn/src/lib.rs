@@ -164,25 +164,39 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
     let now = read_now(&root)?;
     let seen = observe(&root, &selected);
     let unit = args.select.unit.as_deref().map(read_unit);
-    let store = args.state.open()?;
     let key = args.state_key();
-    let updated = store.update(&key, |state: &mut churn::ChurnState, origin| {
-        let obs = Observation {
-            now,
-            seen,
-            not_running,
-            unit,
-            state_note: origin.note(),
-        };
-        let report = churn::evaluate(state, &obs, &policy);
+    let mut obs = Observation {
+        now,
+        seen,
+        not_running,
+        unit,
+        state_note: None,
+    };
+    let judge = |state: &mut churn::ChurnState, obs: &Observation| {
+        let report = churn::evaluate(state, obs, &policy);
         let drifted: Vec<(i32, Rlimit)> = state
             .instances
             .iter()
             .filter_map(|i| Some((i.pid, i.drift?.from)))
             .collect();
         (report, drifted)
-    })?;
-    let (mut report, drifted) = updated.value;
+    };
+    let stored = args.state.open().and_then(|store| {
+        store.update(&key, |state: &mut churn::ChurnState, origin| {
+            obs.state_note = origin.note();
+            judge(state, &obs)
+        })
+    });
+    // An unusable state store costs the restart count (its own UNKNOWN finding), not the
+    // rest of the verdict: "not running" stays CRITICAL.
+    let (mut report, drifted) = match stored {
+        Ok(updated) => updated.value,
+        Err(e) => {
+            let (mut report, drifted) = judge(&mut churn::ChurnState::default(), &obs);
+            report.unknown(format!("restarts not counted: {e}"));
+            (report, drifted)
+        }
+    };
     causes(&root, &drifted, &mut report);
     Ok(report)
 }
