@@ -140,7 +140,7 @@ const PID1: &str = include_str!("../../../common/tests/fixtures/proc/limits/pid1
 fn fake_proc() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let status_template = std::fs::read_to_string("/proc/self/status").expect("status");
-    let process = |pid: u32, ppid: u32, session: u32, name: &str, limits: &str| {
+    let process_in = |pid: u32, ppid: u32, session: u32, name: &str, limits: &str, cgroup: &str| {
         let p = dir.path().join(pid.to_string());
         std::fs::create_dir_all(&p).expect("mkdir");
         std::fs::write(p.join("limits"), limits).expect("write");
@@ -173,13 +173,18 @@ fn fake_proc() -> tempfile::TempDir {
             .map(|l| l + "\n")
             .collect();
         std::fs::write(p.join("status"), status).expect("write");
-        std::fs::write(p.join("cgroup"), "0::/\n").expect("write");
+        std::fs::write(p.join("cgroup"), format!("0::{cgroup}\n")).expect("write");
+    };
+    let process = |pid: u32, ppid: u32, session: u32, name: &str, limits: &str| {
+        process_in(pid, ppid, session, name, limits, "/");
     };
     process(1, 0, 1, "init", PID1);
     process(50, 1, 50, "monit", LOWERED);
     process(100, 50, 50, "node", LOWERED);
     // A daemon that detached itself: its own session, a child of init.
     process(200, 1, 200, "daemon", LOWERED);
+    // A service started by systemd: its cgroup names the unit.
+    process_in(300, 1, 300, "web", LOWERED, "/system.slice/web.service");
     std::fs::create_dir_all(dir.path().join("sys/fs")).expect("mkdir");
     std::fs::write(dir.path().join("sys/fs/nr_open"), "4096\n").expect("write");
     dir
@@ -287,5 +292,51 @@ fn fake_proc_root_provenance_and_nr_open() {
             .starts_with("RLIMIT OK - node[100] nofile 1024:4096 as expected (--expect) | "),
         "{}",
         ok.stdout
+    );
+}
+
+#[test]
+fn fake_proc_root_systemd_unit_of_the_process() {
+    let fake = fake_proc();
+    let root = fake.path().to_str().expect("utf-8");
+    let bin = tempfile::tempdir().expect("temp dir");
+    // Answers only for web.service: the unit must come from the process's cgroup.
+    let systemctl = bin.path().join("systemctl");
+    std::fs::write(
+        &systemctl,
+        "#!/bin/sh\ncase \"$*\" in *web.service*) printf 'LimitNOFILE=4096\\nLimitNOFILESoft=1024\\nLoadState=loaded\\n';; *) printf 'LoadState=not-found\\n';; esac\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(
+        &systemctl,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let run = |pid: &str| {
+        run_command(
+            Command::new(BIN)
+                .args(["--proc-root", root, "--pid", pid, "--systemd"])
+                .env_clear()
+                .env("LC_ALL", "C")
+                .env("PROCGUARD_TEST_SYSTEMCTL", &systemctl)
+                .env("PROCGUARD_TEST_SYSTEMD_DIR", "/"),
+        )
+    };
+    let web = run("300");
+    assert_eq!(web.code, 0, "{}", web.stdout);
+    assert!(
+        web.line1()
+            .starts_with("RLIMIT OK - web[300] nofile 1024:4096 as expected (unit web.service) | "),
+        "{}",
+        web.stdout
+    );
+    let node = run("100");
+    assert_eq!(node.code, 3, "{}", node.stdout);
+    assert!(
+        node.line1().starts_with(
+            "RLIMIT UNKNOWN - node[100]: --systemd: the process is not in a systemd unit's cgroup (/)"
+        ),
+        "{}",
+        node.stdout
     );
 }
