@@ -244,6 +244,7 @@ impl FakeProcess<'_> {
         fs::create_dir_all(t.path().join(&dir).join("fd"))
             .unwrap_or_else(|e| panic!("{dir}/fd: {e}"));
         t.file(&format!("{dir}/stat"), &self.stat());
+        t.file(&format!("{dir}/comm"), &format!("{}\n", self.comm));
         t.file(&format!("{dir}/status"), &self.status());
         if let Some(limits) = &self.limits {
             t.file(&format!("{dir}/limits"), limits);
