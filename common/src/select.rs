@@ -669,6 +669,8 @@ mod tests {
     use super::*;
     use clap::Parser;
 
+    use crate::testing::FakeProc;
+
     #[derive(Parser)]
     struct Args {
         #[command(flatten)]
@@ -815,8 +817,8 @@ mod tests {
         }
     }
 
-    /// A fixture /proc entry. `stat` is kthreadd's line from a 6.18 host with the fields
-    /// under test put in; `status` is this test's own with the ids and `NSpid` replaced.
+    /// A fixture /proc entry: the fields under test, the rest real Linux 6.18 text
+    /// ([`FakeProc`]).
     struct Fake<'a> {
         pid: i32,
         comm: &'a str,
@@ -844,36 +846,21 @@ mod tests {
             }
         }
 
-        fn write(&self, root: &Path) {
-            let dir = root.join(self.pid.to_string());
-            fs::create_dir_all(&dir).unwrap();
-            let flags = if self.kernel { 2_129_984 } else { 4_194_560 };
-            let stat = format!(
-                "{} ({}) {} {} 0 0 0 -1 {flags} 0 0 0 0 0 1 0 0 20 0 1 0 {} 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 1 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
-                self.pid, self.comm, self.state, self.ppid, self.starttime
-            );
-            fs::write(dir.join("stat"), stat).unwrap();
-            let nspid: Vec<String> = std::iter::once(self.pid)
-                .chain(self.nspid.iter().copied())
-                .map(|p| p.to_string())
-                .collect();
-            let status: String = fs::read_to_string("/proc/self/status")
-                .unwrap()
-                .lines()
-                .map(|l| match l.split_once(':').map(|(k, _)| k) {
-                    Some("Name") => format!("Name:\t{}\n", self.comm),
-                    Some("Pid" | "Tgid" | "NStgid") => {
-                        format!("{}:\t{}\n", l.split(':').next().unwrap(), self.pid)
-                    }
-                    Some("PPid") => format!("PPid:\t{}\n", self.ppid),
-                    Some("NSpid") => format!("NSpid:\t{}\n", nspid.join("\t")),
-                    _ => format!("{l}\n"),
-                })
-                .collect();
-            fs::write(dir.join("status"), status).unwrap();
-            let cmdline: String = self.argv.iter().flat_map(|a| [*a, "\0"]).collect();
-            fs::write(dir.join("cmdline"), cmdline).unwrap();
-            fs::write(dir.join("cgroup"), self.cgroup).unwrap();
+        /// Writes it through common's one fixture-tree builder.
+        fn write(&self, tree: &FakeProc) {
+            let mut p = tree
+                .process(self.pid)
+                .comm(self.comm)
+                .state(self.state)
+                .ppid(self.ppid)
+                .starttime(self.starttime)
+                .cmdline(self.argv)
+                .cgroup(self.cgroup)
+                .nspid(self.nspid);
+            if self.kernel {
+                p = p.kernel_thread();
+            }
+            p.write();
         }
     }
 
@@ -887,24 +874,24 @@ mod tests {
 
     #[test]
     fn kernel_threads_are_never_listed_or_selected() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = FakeProc::new();
         Fake {
             kernel: true,
             ppid: 0,
             ..Fake::new(2, "kthreadd")
         }
-        .write(tmp.path());
+        .write(&tmp);
         Fake {
             kernel: true,
             ppid: 2,
             ..Fake::new(30, "kworker/0:1")
         }
-        .write(tmp.path());
+        .write(&tmp);
         Fake {
             argv: &["/usr/sbin/nginx"],
             ..Fake::new(40, "nginx")
         }
-        .write(tmp.path());
+        .write(&tmp);
         let root = ProcRoot::new(tmp.path());
         assert_eq!(root.pids().unwrap(), vec![40]);
         let (found, report) = pick(tmp.path(), &["--ppid", "2"]);
@@ -916,13 +903,13 @@ mod tests {
 
     #[test]
     fn a_zombie_is_not_running_and_says_so() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = FakeProc::new();
         Fake {
             state: 'Z',
             ppid: 77,
             ..Fake::new(50, "python3")
         }
-        .write(tmp.path());
+        .write(&tmp);
         let (found, report) = pick(tmp.path(), &["--pid", "50"]);
         assert!(found.is_empty());
         assert_eq!(report.status(), Status::Critical);
@@ -939,7 +926,7 @@ mod tests {
             argv: &["python3", "-c", "x"],
             ..Fake::new(51, "python3")
         }
-        .write(tmp.path());
+        .write(&tmp);
         let (found, report) = pick(tmp.path(), &["--name", "python3"]);
         assert_eq!(found.iter().map(|s| s.pid).collect::<Vec<_>>(), vec![51]);
         assert!(report.findings().is_empty());
@@ -947,7 +934,7 @@ mod tests {
 
     #[test]
     fn labels_number_per_name_by_start_time() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = FakeProc::new();
         let fpm = ["php-fpm: pool www"];
         let nginx = ["nginx: worker process"];
         // Start times interleave the two names.
@@ -957,7 +944,7 @@ mod tests {
                 starttime: start,
                 ..Fake::new(pid, "php-fpm8.2")
             }
-            .write(tmp.path());
+            .write(&tmp);
         }
         for (pid, start) in [(20, 6), (21, 8)] {
             Fake {
@@ -965,7 +952,7 @@ mod tests {
                 starttime: start,
                 ..Fake::new(pid, "nginx")
             }
-            .write(tmp.path());
+            .write(&tmp);
         }
         let labels = |root: &Path| -> Vec<(i32, String)> {
             let (found, _) = pick(root, &["--cmdline", "."]);
@@ -989,7 +976,7 @@ mod tests {
             starttime: 1,
             ..Fake::new(5, "cron")
         }
-        .write(tmp.path());
+        .write(&tmp);
         let after = labels(tmp.path());
         assert_eq!(after[0], (5, "cron".to_string()));
         assert_eq!(after[1..], before[..]);
@@ -1001,19 +988,19 @@ mod tests {
 
     #[test]
     fn user_manager_units_need_their_prefix() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = FakeProc::new();
         Fake {
             argv: &["/usr/sbin/nginx"],
             cgroup: "0::/system.slice/nginx.service\n",
             ..Fake::new(60, "nginx")
         }
-        .write(tmp.path());
+        .write(&tmp);
         Fake {
             argv: &["/usr/sbin/nginx"],
             cgroup: "0::/user.slice/user-1000.slice/user@1000.service/app.slice/nginx.service\n",
             ..Fake::new(61, "nginx")
         }
-        .write(tmp.path());
+        .write(&tmp);
         let pids = |args: &[&str]| -> Vec<i32> {
             pick(tmp.path(), args).0.iter().map(|s| s.pid).collect()
         };
@@ -1028,14 +1015,14 @@ mod tests {
         let other = "77665544332211000000000000000000000000000000000000000000000000ff";
         let v2 = format!("0::/system.slice/docker-{id}.scope\n");
         let v1 = format!("8:pids:/docker/{other}\n0::/\n");
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = FakeProc::new();
         Fake {
             argv: &["nginx: master process nginx"],
             cgroup: &v2,
             nspid: &[1],
             ..Fake::new(70, "nginx")
         }
-        .write(tmp.path());
+        .write(&tmp);
         Fake {
             argv: &["nginx: worker process"],
             cgroup: &v2,
@@ -1043,14 +1030,14 @@ mod tests {
             ppid: 70,
             ..Fake::new(71, "nginx")
         }
-        .write(tmp.path());
+        .write(&tmp);
         Fake {
             argv: &["redis-server *:6379"],
             cgroup: &v1,
             nspid: &[1],
             ..Fake::new(80, "redis-server")
         }
-        .write(tmp.path());
+        .write(&tmp);
         let (found, _) = pick(tmp.path(), &["--container", &id[..12]]);
         let shown: Vec<(String, String)> = found
             .iter()
@@ -1095,7 +1082,7 @@ mod tests {
 
     #[test]
     fn an_ambiguous_id_prefix_is_unknown() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = FakeProc::new();
         for (pid, id) in [(90, "aa"), (91, "bb")] {
             let cg = format!(
                 "0::/system.slice/docker-0123456789ab{}.scope\n",
@@ -1106,7 +1093,7 @@ mod tests {
                 cgroup: &cg,
                 ..Fake::new(pid, "sleep")
             }
-            .write(tmp.path());
+            .write(&tmp);
         }
         let e = sel(&["--container", "0123456789ab"])
             .resolve(&ProcRoot::new(tmp.path()), None, &mut Report::default())

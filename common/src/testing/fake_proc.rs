@@ -98,6 +98,8 @@ impl FakeProc {
             pgrp: None,
             session: None,
             comm: "sleep".into(),
+            state: 'S',
+            kernel_thread: false,
             starttime: 50_710,
             cmdline: None,
             uid: 0,
@@ -106,6 +108,7 @@ impl FakeProc {
             environ: String::new(),
             cgroup: "0::/\n".into(),
             fds: 0,
+            nspid: Vec::new(),
         }
     }
 }
@@ -138,6 +141,8 @@ pub struct FakeProcess<'t> {
     pgrp: Option<i32>,
     session: Option<i32>,
     comm: String,
+    state: char,
+    kernel_thread: bool,
     starttime: u64,
     cmdline: Option<Vec<String>>,
     uid: u32,
@@ -146,6 +151,7 @@ pub struct FakeProcess<'t> {
     environ: String,
     cgroup: String,
     fds: usize,
+    nspid: Vec<i32>,
 }
 
 impl FakeProcess<'_> {
@@ -171,6 +177,24 @@ impl FakeProcess<'_> {
     /// [`FakeProcess::cmdline`] is given.
     pub fn comm(mut self, comm: &str) -> Self {
         self.comm = comm.to_string();
+        self
+    }
+
+    /// The state letter in stat (default `S`; `Z` for a zombie).
+    pub fn state(mut self, state: char) -> Self {
+        self.state = state;
+        self
+    }
+
+    /// Marks it a kernel thread (`PF_KTHREAD` in stat's flags).
+    pub fn kernel_thread(mut self) -> Self {
+        self.kernel_thread = true;
+        self
+    }
+
+    /// Its PIDs in nested PID namespaces, innermost last (status `NSpid` after its own).
+    pub fn nspid(mut self, inner: &[i32]) -> Self {
+        self.nspid = inner.to_vec();
         self
     }
 
@@ -267,9 +291,14 @@ impl FakeProcess<'_> {
         let rest = STAT.trim_end().rsplit_once(") ").map_or("", |(_, r)| r);
         // Fields after comm, numbered from 3 (state) as in proc(5).
         let mut f: Vec<String> = rest.split(' ').map(str::to_string).collect();
+        f[0] = self.state.to_string();
         f[1] = self.ppid.to_string();
         f[2] = self.pgrp.unwrap_or(self.pid).to_string();
         f[3] = self.session.unwrap_or(self.pid).to_string();
+        // flags (field 9): PF_KTHREAD | PF_NOFREEZE | PF_FORKNOEXEC, or the fixture's own.
+        if self.kernel_thread {
+            f[6] = "2129984".into();
+        }
         f[19] = self.starttime.to_string();
         format!("{} ({}) {}\n", self.pid, self.comm, f.join(" "))
     }
@@ -287,7 +316,12 @@ impl FakeProcess<'_> {
                 let key = line.split(':').next().unwrap_or_default();
                 let value = match key {
                     "Name" => self.comm.clone(),
-                    "Tgid" | "Pid" | "NStgid" | "NSpid" => pid.to_string(),
+                    "Tgid" | "Pid" | "NStgid" => pid.to_string(),
+                    "NSpid" => std::iter::once(pid)
+                        .chain(self.nspid.iter().copied())
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\t"),
                     "PPid" => self.ppid.to_string(),
                     "NSpgid" => pgrp.to_string(),
                     "NSsid" => session.to_string(),
@@ -319,6 +353,12 @@ mod tests {
             .fds(3)
             .write();
         proc.process(101).without_limits().write();
+        proc.process(2)
+            .comm("kthreadd")
+            .state('I')
+            .kernel_thread()
+            .nspid(&[7])
+            .write();
         proc.file("sys/fs/nr_open", "4096\n")
             .boot(1234.5, "0b7a5c1e");
         let root = proc.root();
@@ -348,7 +388,15 @@ mod tests {
         assert!((root.uptime_secs().unwrap() - 1234.5).abs() < 1e-9);
         let mut pids = root.pids().unwrap();
         pids.sort_unstable();
-        assert_eq!(pids, [100, 101]);
+        assert_eq!(pids, [100, 101], "kernel threads are not processes");
+        let k = root.process(2).stat().unwrap();
+        assert_eq!((k.state, k.flags & 0x0020_0000), ('I', 0x0020_0000));
+        assert!(root
+            .process(2)
+            .read("status")
+            .unwrap()
+            .contains("\nNSpid:\t2\t7\n"));
+        assert_eq!(root.process(2).read("comm").unwrap(), "kthreadd\n");
         // Rewriting a process replaces it.
         proc.process(100).fds(1).write();
         assert_eq!(root.process(100).fd_count().unwrap(), 1);
