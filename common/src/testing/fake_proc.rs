@@ -98,8 +98,6 @@ impl FakeProc {
             pgrp: None,
             session: None,
             comm: "sleep".into(),
-            state: 'S',
-            kernel_thread: false,
             starttime: 50_710,
             cmdline: None,
             uid: 0,
@@ -108,7 +106,9 @@ impl FakeProc {
             environ: String::new(),
             cgroup: "0::/\n".into(),
             fds: 0,
-            nspid: Vec::new(),
+            state: None,
+            kernel_thread: false,
+            ns_pids: Vec::new(),
         }
     }
 }
@@ -141,8 +141,6 @@ pub struct FakeProcess<'t> {
     pgrp: Option<i32>,
     session: Option<i32>,
     comm: String,
-    state: char,
-    kernel_thread: bool,
     starttime: u64,
     cmdline: Option<Vec<String>>,
     uid: u32,
@@ -151,10 +149,32 @@ pub struct FakeProcess<'t> {
     environ: String,
     cgroup: String,
     fds: usize,
-    nspid: Vec<i32>,
+    state: Option<char>,
+    kernel_thread: bool,
+    ns_pids: Vec<i32>,
 }
 
 impl FakeProcess<'_> {
+    /// The state letter in stat (default the fixture's `S`; `Z` for a zombie).
+    pub fn state(mut self, state: char) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// A kernel thread: `PF_KTHREAD` in stat's flags and an empty command line.
+    pub fn kernel_thread(mut self) -> Self {
+        self.kernel_thread = true;
+        self.cmdline = Some(Vec::new());
+        self
+    }
+
+    /// Its PIDs in nested PID namespaces, outermost first (`NSpid`/`NStgid` after its own):
+    /// `&[1]` for PID 1 of a container.
+    pub fn ns_pids(mut self, inner: &[i32]) -> Self {
+        self.ns_pids = inner.to_vec();
+        self
+    }
+
     /// The parent PID (default 1).
     pub fn ppid(mut self, ppid: i32) -> Self {
         self.ppid = ppid;
@@ -177,24 +197,6 @@ impl FakeProcess<'_> {
     /// [`FakeProcess::cmdline`] is given.
     pub fn comm(mut self, comm: &str) -> Self {
         self.comm = comm.to_string();
-        self
-    }
-
-    /// The state letter in stat (default `S`; `Z` for a zombie).
-    pub fn state(mut self, state: char) -> Self {
-        self.state = state;
-        self
-    }
-
-    /// Marks it a kernel thread (`PF_KTHREAD` in stat's flags).
-    pub fn kernel_thread(mut self) -> Self {
-        self.kernel_thread = true;
-        self
-    }
-
-    /// Its PIDs in nested PID namespaces, innermost last (status `NSpid` after its own).
-    pub fn nspid(mut self, inner: &[i32]) -> Self {
-        self.nspid = inner.to_vec();
         self
     }
 
@@ -286,20 +288,23 @@ impl FakeProcess<'_> {
         }
     }
 
-    /// The fixture's stat line with pid, comm, ppid, pgrp, session and starttime replaced.
+    /// The fixture's stat line with pid, comm, ppid, pgrp, session, starttime and, where
+    /// set, state and the kernel-thread flag replaced.
     fn stat(&self) -> String {
         let rest = STAT.trim_end().rsplit_once(") ").map_or("", |(_, r)| r);
         // Fields after comm, numbered from 3 (state) as in proc(5).
         let mut f: Vec<String> = rest.split(' ').map(str::to_string).collect();
-        f[0] = self.state.to_string();
         f[1] = self.ppid.to_string();
         f[2] = self.pgrp.unwrap_or(self.pid).to_string();
         f[3] = self.session.unwrap_or(self.pid).to_string();
-        // flags (field 9): PF_KTHREAD | PF_NOFREEZE | PF_FORKNOEXEC, or the fixture's own.
-        if self.kernel_thread {
-            f[6] = "2129984".into();
-        }
         f[19] = self.starttime.to_string();
+        if let Some(state) = self.state {
+            f[0] = state.to_string();
+        }
+        if self.kernel_thread {
+            let flags: u32 = f[6].parse().unwrap_or(0);
+            f[6] = (flags | 0x0020_0000).to_string(); // PF_KTHREAD
+        }
         format!("{} ({}) {}\n", self.pid, self.comm, f.join(" "))
     }
 
@@ -316,9 +321,9 @@ impl FakeProcess<'_> {
                 let key = line.split(':').next().unwrap_or_default();
                 let value = match key {
                     "Name" => self.comm.clone(),
-                    "Tgid" | "Pid" | "NStgid" => pid.to_string(),
-                    "NSpid" => std::iter::once(pid)
-                        .chain(self.nspid.iter().copied())
+                    "Tgid" | "Pid" => pid.to_string(),
+                    "NStgid" | "NSpid" => std::iter::once(pid)
+                        .chain(self.ns_pids.iter().copied())
                         .map(|p| p.to_string())
                         .collect::<Vec<_>>()
                         .join("\t"),
@@ -353,12 +358,6 @@ mod tests {
             .fds(3)
             .write();
         proc.process(101).without_limits().write();
-        proc.process(2)
-            .comm("kthreadd")
-            .state('I')
-            .kernel_thread()
-            .nspid(&[7])
-            .write();
         proc.file("sys/fs/nr_open", "4096\n")
             .boot(1234.5, "0b7a5c1e");
         let root = proc.root();
@@ -388,15 +387,7 @@ mod tests {
         assert!((root.uptime_secs().unwrap() - 1234.5).abs() < 1e-9);
         let mut pids = root.pids().unwrap();
         pids.sort_unstable();
-        assert_eq!(pids, [100, 101], "kernel threads are not processes");
-        let k = root.process(2).stat().unwrap();
-        assert_eq!((k.state, k.flags & 0x0020_0000), ('I', 0x0020_0000));
-        assert!(root
-            .process(2)
-            .read("status")
-            .unwrap()
-            .contains("\nNSpid:\t2\t7\n"));
-        assert_eq!(root.process(2).read("comm").unwrap(), "kthreadd\n");
+        assert_eq!(pids, [100, 101]);
         // Rewriting a process replaces it.
         proc.process(100).fds(1).write();
         assert_eq!(root.process(100).fd_count().unwrap(), 1);
