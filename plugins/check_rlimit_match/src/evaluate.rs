@@ -198,7 +198,7 @@ fn perfdata(obs: &Observation, items: &[&'static str]) -> Vec<PerfData> {
             // An unlimited value has no number: left out of perfdata.
             if let Some(v) = half.of(l) {
                 let label = format!("{}_{item}_{}", obs.label, half.word());
-                perf.push(PerfData::new(&label, v as f64).min(0.0));
+                perf.push(PerfData::new(&label, v).min(0u64));
             }
         }
     }
@@ -240,7 +240,7 @@ mod tests {
         let parse = |l: &[&str]| l.iter().map(|s| s.parse().unwrap()).collect::<Vec<_>>();
         Job {
             service: None,
-            selector: Default::default(),
+            selector: procguard_common::select::Selector::default(),
             label: None,
             items: items.to_vec(),
             stated: cli::stated(&parse(expect), &parse(at_least)),
@@ -323,6 +323,27 @@ mod tests {
         assert_eq!(v.compared, 4);
         assert_eq!(v.kinds.iter().collect::<Vec<_>>(), [&Kind::Expect]);
         assert!(v.stories.is_empty());
+    }
+
+    #[test]
+    fn perfdata_keeps_huge_limits_exact() {
+        // A memlock raised to 2^63 - 1 (as some databases ask for) must not print as a float.
+        let mut o = obs();
+        o.limits = Limits::parse(&LOWERED.replace(
+            "Max locked memory         8388608              8388608 ",
+            "Max locked memory         9223372036854775807  9223372036854775807 ",
+        ))
+        .unwrap();
+        let job = job(&["memlock"], &["memlock=unlimited"], &[]);
+        let v = process(&o, &job, &expected(&job), &facts(1_048_576));
+        let perf: Vec<String> = v.perf.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            perf,
+            [
+                "'node_memlock_soft'=9223372036854775807;;;0",
+                "'node_memlock_hard'=9223372036854775807;;;0"
+            ]
+        );
     }
 
     #[test]
