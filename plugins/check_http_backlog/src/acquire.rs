@@ -17,8 +17,8 @@ use crate::listener::Listener;
 use crate::netns::NetNs;
 use crate::owner::{self, Owner};
 use crate::probe::{self, Outcome, Probe};
-use crate::sockets::Net;
 pub use crate::sockets::Source;
+use crate::sockets::{self, Net};
 use crate::target::{self, Target};
 use crate::tls::Setup;
 
@@ -150,6 +150,14 @@ fn read(args: &Args, net: &Net<'_>, obs: &mut Observation) -> Result<(), CheckEr
         listeners.retain(|l| obs.held_by_selected.contains_key(&l.inode));
     }
     listeners.sort_by_key(|l| (l.port, l.addr.is_ipv6(), l.addr, l.inode));
+    if source == Source::ProcNetTcp {
+        for (l, pid) in backlogs_from_holders(net, &mut listeners, &obs.held_by_selected) {
+            obs.notes.verbose_detail(format!(
+                "{} queue and backlog asked of the socket itself (pidfd_getfd from pid {pid}, TCP_INFO)",
+                l
+            ));
+        }
+    }
     obs.listeners = listeners;
     if let Some((url, probed)) = target::probe(args, &obs.target, &obs.listeners) {
         let tls = Setup::new(&args.tls).map_err(CheckError::Other)?;
@@ -235,6 +243,33 @@ fn select(
         }
     }
     Ok(selected.iter().map(|s| s.pid).collect())
+}
+
+/// /proc/net/tcp has no backlog: ask each listener whose holder is known (a selected
+/// process, or the process `--netns` named) through a duplicate of its socket, which needs
+/// ptrace access but no CAP_SYS_ADMIN; `--backlog` stays where that fails.
+fn backlogs_from_holders(
+    net: &Net<'_>,
+    listeners: &mut [Listener],
+    held_by_selected: &BTreeMap<u64, Vec<i32>>,
+) -> Vec<(String, i32)> {
+    let mut asked = Vec::new();
+    for l in listeners.iter_mut() {
+        let pids = held_by_selected.get(&l.inode).cloned().unwrap_or_default();
+        let answer = pids
+            .into_iter()
+            .chain(net.ns.and_then(|n| n.pid))
+            .find_map(|pid| {
+                let fd = owner::fd_of(net.root, pid, l.inode)?;
+                Some((pid, sockets::queue_of_held(pid, fd).ok()?))
+            });
+        if let Some((pid, (queue, backlog))) = answer {
+            l.queue = queue;
+            l.backlog = Some(backlog);
+            asked.push((l.endpoint(), pid));
+        }
+    }
+    asked
 }
 
 /// Looks up the processes holding the listeners (those of the selected processes are

@@ -183,7 +183,7 @@ pub fn evaluate(obs: &Observation, args: &Args, prior: &Prior) -> Evaluation {
     let wants_owners = obs.owners.is_none()
         && !obs.listeners.is_empty()
         && (worst != Status::Ok || args.common.verbose > 0);
-    details(&mut report, obs, args, prior);
+    details(&mut report, obs, prior);
     report.ok_summary(ok_summary(
         &obs.listeners,
         obs.probe.as_ref().map(|(_, p)| p),
@@ -443,7 +443,7 @@ fn judge_host(
 }
 
 /// Long output: who holds each listener, what could not be known, the state's notes.
-fn details(report: &mut Report, obs: &Observation, args: &Args, prior: &Prior) {
+fn details(report: &mut Report, obs: &Observation, prior: &Prior) {
     if let Some(owners) = &obs.owners {
         for l in &obs.listeners {
             match owners.get(&l.inode).filter(|o| !o.is_empty()) {
@@ -463,7 +463,7 @@ fn details(report: &mut Report, obs: &Observation, args: &Args, prior: &Prior) {
             }
         }
     }
-    if obs.source == Source::ProcNetTcp && args.backlog.is_none() && !obs.listeners.is_empty() {
+    if obs.source == Source::ProcNetTcp && obs.listeners.iter().any(|l| l.backlog.is_none()) {
         report.verbose_detail(
             "the backlog is unknown without sock_diag: give --backlog N for the percent thresholds",
         );
@@ -611,7 +611,7 @@ fn ok_summary(listeners: &[Listener], probe: Option<&Probe>) -> String {
 mod tests {
     use super::*;
     use clap::Parser;
-    use procguard_common::proc::limits::Rlimit;
+    use procguard_common::proc::limits::{FdUsage, Rlimit};
 
     fn args(extra: &[&str]) -> Args {
         Args::try_parse_from(std::iter::once("check_http_backlog").chain(extra.iter().copied()))
@@ -642,10 +642,12 @@ mod tests {
             pid,
             name: "node".into(),
             ppid: Some(1),
-            fds: Some(fds),
-            nofile: Some(Rlimit {
-                soft: Some(soft),
-                hard: Some(4096),
+            usage: Some(FdUsage {
+                fds,
+                nofile: Rlimit {
+                    soft: Some(soft),
+                    hard: Some(4096),
+                },
             }),
             origin: None,
         }

@@ -11,7 +11,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::time::Instant;
 
-use procguard_common::proc::limits::Rlimit;
+use procguard_common::proc::limits::FdUsage;
 use procguard_common::proc::{who, ProcRoot};
 use procguard_common::provenance::{self, Provenance};
 
@@ -24,10 +24,8 @@ pub struct Owner {
     pub name: String,
     /// Its parent, if readable (tells a master from its workers).
     pub ppid: Option<i32>,
-    /// Open fds, if readable.
-    pub fds: Option<u64>,
-    /// Its nofile limit, if readable.
-    pub nofile: Option<Rlimit>,
+    /// Its open fds against its own nofile, if both are readable.
+    pub usage: Option<FdUsage>,
     /// Where its nofile came from (common's provenance), traced only when it is at its
     /// limit.
     pub origin: Option<Provenance>,
@@ -41,8 +39,14 @@ impl Owner {
             pid,
             name: p.name(),
             ppid: p.stat().ok().map(|s| s.ppid),
-            fds: p.fd_count().ok(),
-            nofile: p.limits().ok().map(|l| l.nofile()),
+            usage: p
+                .fd_count()
+                .ok()
+                .zip(p.limits().ok())
+                .map(|(fds, l)| FdUsage {
+                    fds,
+                    nofile: l.nofile(),
+                }),
             origin: None,
         };
         if owner.at_fd_limit() {
@@ -61,15 +65,16 @@ impl Owner {
 
     /// Open fds per thousand of the soft limit (0 when either is unknown).
     pub fn fill_permille(&self) -> u64 {
-        match (self.fds, self.nofile.and_then(|n| n.soft)) {
-            (Some(fds), Some(soft)) => fds.saturating_mul(1000) / soft.max(1),
-            _ => 0,
-        }
+        let ratio = self.usage.and_then(|u| u.ratio()).unwrap_or(0.0);
+        // A ratio of a few thousand at most; the cast only rounds.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let permille = (ratio * 1000.0).round() as u64;
+        permille
     }
 
     /// Whether the open fds have reached the soft limit: accept() then fails with EMFILE.
     pub fn at_fd_limit(&self) -> bool {
-        matches!((self.fds, self.nofile.and_then(|n| n.soft)), (Some(fds), Some(soft)) if fds >= soft)
+        self.usage.is_some_and(|u| u.at_limit())
     }
 
     /// `node[2100] at 1024/1024 open files` / `node[2100] 40/1024 open files`.
@@ -83,11 +88,11 @@ impl Owner {
             Some(r) => format!("{} {r}", who(&self.name, self.pid)),
             None => who(&self.name, self.pid),
         };
-        match (self.fds, self.nofile.and_then(|n| n.soft)) {
-            (Some(fds), Some(soft)) if fds >= soft => format!("{who} at {fds}/{soft} open files"),
-            (Some(fds), Some(soft)) => format!("{who} {fds}/{soft} open files"),
-            (Some(fds), None) => format!("{who} {fds} open files (no limit)"),
-            _ => who,
+        match self.usage.map(|u| (u.fds, u.nofile.soft)) {
+            Some((fds, Some(soft))) if fds >= soft => format!("{who} at {fds}/{soft} open files"),
+            Some((fds, Some(soft))) => format!("{who} {fds}/{soft} open files"),
+            Some((fds, None)) => format!("{who} {fds} open files (no limit)"),
+            None => who,
         }
     }
 }
@@ -114,6 +119,23 @@ pub fn socket_inodes(
         }
     }
     Ok((inodes, false))
+}
+
+/// The fd number under which `pid` holds the socket `inode`, if it does.
+pub fn fd_of(root: &ProcRoot, pid: i32, inode: u64) -> Option<i32> {
+    fs::read_dir(root.process(pid).path("fd"))
+        .ok()?
+        .flatten()
+        .find(|e| {
+            fs::read_link(e.path())
+                .ok()
+                .and_then(|t| socket_inode(&t.to_string_lossy()))
+                == Some(inode)
+        })?
+        .file_name()
+        .to_str()?
+        .parse()
+        .ok()
 }
 
 /// `socket:[123]` -> 123.
@@ -245,6 +267,7 @@ pub fn holders_words(owners: &[Owner]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use procguard_common::proc::limits::Rlimit;
 
     #[test]
     fn inode_from_link_target() {
@@ -259,16 +282,21 @@ mod tests {
             pid: 2100,
             name: "node".into(),
             ppid: Some(1),
-            fds: Some(1024),
-            nofile: Some(Rlimit {
-                soft: Some(1024),
-                hard: Some(4096),
+            usage: Some(FdUsage {
+                fds: 1024,
+                nofile: Rlimit {
+                    soft: Some(1024),
+                    hard: Some(4096),
+                },
             }),
             origin: None,
         };
         assert!(o.at_fd_limit());
         assert_eq!(o.describe(), "node[2100] at 1024/1024 open files");
-        let o = Owner { fds: Some(40), ..o };
+        let o = Owner {
+            usage: o.usage.map(|u| FdUsage { fds: 40, ..u }),
+            ..o
+        };
         assert!(!o.at_fd_limit());
         assert_eq!(o.describe(), "node[2100] 40/1024 open files");
     }
@@ -299,10 +327,12 @@ mod tests {
             pid,
             name: "nginx".into(),
             ppid: Some(ppid),
-            fds: Some(fds),
-            nofile: Some(Rlimit {
-                soft: Some(soft),
-                hard: Some(soft),
+            usage: Some(FdUsage {
+                fds,
+                nofile: Rlimit {
+                    soft: Some(soft),
+                    hard: Some(soft),
+                },
             }),
             origin: None,
         }

@@ -126,12 +126,13 @@ fn a_full_queue_inside_is_critical_with_or_without_cap_sys_admin() {
     assert!(o.line1().contains("accept queue 5/4 full"), "{o:?}");
 
     // Without CAP_SYS_ADMIN the namespace cannot be joined: the same verdict from the
-    // process's /proc/PID/net/tcp, which has no backlog (given here), and it says so.
+    // process's /proc/PID/net/tcp, the backlog asked of the listening socket itself (a
+    // duplicate of the holder's fd, TCP_INFO), and it says so.
     let state = dir.path().join("nocap");
     let o = run_command(
         Command::new("setpriv")
             .args(["--inh-caps=-sys_admin", "--bounding-set=-sys_admin", BIN])
-            .args(["--pid", &svc.pid, "--backlog", "4", "-v", "--state-dir"])
+            .args(["--pid", &svc.pid, "-v", "--state-dir"])
             .arg(&state),
     );
     assert_eq!(o.code, 2, "{o:?}");
@@ -147,6 +148,17 @@ fn a_full_queue_inside_is_critical_with_or_without_cap_sys_admin() {
             svc.pid
         )) && o.stdout.contains("needs CAP_SYS_ADMIN"),
         "{o:?}"
+    );
+    assert!(
+        o.stdout.contains(&format!(
+            "127.0.0.1:{PORT} queue and backlog asked of the socket itself (pidfd_getfd from pid {}, TCP_INFO)",
+            svc.pid
+        )),
+        "{o:?}"
+    );
+    assert_eq!(
+        o.perf(&format!("{PORT}_queue")).as_deref(),
+        Some("5;3;4;0;5")
     );
     // And the probe cannot connect inside: UNKNOWN for it, the queue still CRITICAL.
     let o = run_command(

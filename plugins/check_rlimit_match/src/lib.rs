@@ -5,9 +5,9 @@
 //! 1024:4096 instead of the 500000 limits.conf promised (limits.conf only applies to PAM
 //! sessions). Nothing compared the running process's limits with that promise. This plugin
 //! does, for any rlimit, against limits.conf (with pam_limits' exact rules), a systemd unit,
-//! explicit values, a YAML config or a sibling process; and when a value is too low it walks
-//! the parent chain to name the ancestor the value was inherited from, with a remediation
-//! for that supervisor.
+//! explicit values, a YAML config or a sibling process; and when a value is too low it names
+//! where the value came from and the fix for whoever starts the service (common's
+//! provenance and remediation modules).
 
 pub mod config;
 pub mod expect;
@@ -55,9 +55,22 @@ use crate::render::Run;
 /// locks sigpending msgqueue nice rtprio rttime); values are in the kernel's units,
 /// `unlimited` for no limit; HARD left out is not checked.
 ///
-/// When a value is below its expectation, the parent chain is walked to name the ancestor
-/// it was inherited from, with a one-line remediation for that supervisor. An expectation
-/// above fs.nr_open (the kernel's nofile ceiling) is a WARNING.
+/// When a value is below its expectation, the output says where it came from:
+///   - soft and hard are traced separately up the parent chain; the nearest supervisor
+///     holding the value is named ("inherited from monit[812] (nofile 1024:4096)");
+///   - a process that raised its soft limit to its inherited hard one (Node.js, Go, Java)
+///     is said to have done so: the hard limit binds, and the fix raises it;
+///   - a daemon that sets its own limit is named with its setting (nginx
+///     worker_rlimit_nofile, php-fpm rlimit_files, ...);
+///   - a service whose starter exited (backgrounded, reparented to PID 1 or a subreaper)
+///     is traced through its environment (MONIT_SERVICE, SUPERVISOR_PROCESS_NAME, pm_id,
+///     INVOCATION_ID, SSH_CONNECTION) and cgroup to the live supervisor (for Monit, the
+///     running monit whose control file has the service or its pidfile); an environment
+///     this user cannot read is said, never guessed.
+/// The fix line asks for the expected value, never the current one, raises only what is
+/// short (ulimit -Hn before -Sn), never lowers a hard limit, and says when raising a hard
+/// limit needs root or CAP_SYS_RESOURCE. An expectation above fs.nr_open (the kernel's
+/// nofile ceiling) is a WARNING.
 #[derive(Parser, Debug)]
 #[command(
     name = "check_rlimit_match",

@@ -69,6 +69,7 @@ def main():
                 c.connect(("127.0.0.1", port))
                 held.append(c)
             except OSError:
+                c.close()  # else the kernel keeps retrying its SYN: more drops
                 break
     print(f"READY {os.getpid()}", flush=True)
     while time.monotonic() < until:
