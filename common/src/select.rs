@@ -26,7 +26,7 @@ use crate::accounts::{passwd_path, read_passwd};
 use crate::error::CheckError;
 use crate::files::{max, read_regular, Follow};
 use crate::proc::container::{Container, MIN_ID_PREFIX};
-use crate::proc::{has_exited, who, Glob, Identity, ProcRoot, Process};
+use crate::proc::{who, Glob, Identity, ProcRoot, Process, StatLine};
 use crate::report::Report;
 use crate::status::Status;
 use crate::systemd::unit_name;
@@ -191,11 +191,11 @@ impl Selector {
         let me = std::process::id() as i32;
         let my_shell = parent_shell(root, me);
         let mut found = Vec::new();
-        for pid in candidates.pids {
+        for (pid, stat) in candidates.pids {
             if pid == me || Some(pid) == my_shell {
                 continue;
             }
-            match filter.matches(&root.process(pid)) {
+            match filter.matches(&root.process(pid), stat) {
                 Ok(Some(selected)) => found.push(selected),
                 Ok(None) => {}
                 Err(e) if e.is_not_found() => {} // exited while we looked
@@ -295,8 +295,8 @@ impl Selector {
             }
         }
         let pids = match pids {
-            Some(p) => p,
-            None => root.pids()?,
+            Some(p) => p.into_iter().map(|pid| (pid, None)).collect(),
+            None => root.scan()?,
         };
         Ok(Ok(Candidates { pids, ns_pid }))
     }
@@ -304,7 +304,8 @@ impl Selector {
 
 /// What [`Selector::candidates`] found.
 struct Candidates {
-    pids: Vec<i32>,
+    /// PIDs, with `stat` where the scan already read it.
+    pids: Vec<(i32, Option<StatLine>)>,
     /// The PID a pidfile gave inside `--container`'s PID namespace.
     ns_pid: Option<i32>,
 }
@@ -515,8 +516,12 @@ impl<'a> Filter<'a> {
     }
 
     /// The process if it passes every selector.
-    fn matches(&mut self, p: &Process) -> Result<Option<Selected>, CheckError> {
-        match self.step(p)? {
+    fn matches(
+        &mut self,
+        p: &Process,
+        stat: Option<StatLine>,
+    ) -> Result<Option<Selected>, CheckError> {
+        match self.step(p, stat)? {
             Step::Rejected => Ok(None),
             Step::Exited(pid, ppid) => {
                 self.zombies.push((pid, ppid));
@@ -526,11 +531,14 @@ impl<'a> Filter<'a> {
         }
     }
 
-    fn step(&mut self, p: &Process) -> Result<Step, CheckError> {
+    fn step(&mut self, p: &Process, stat: Option<StatLine>) -> Result<Step, CheckError> {
         let s = self.selector;
-        let stat = p.stat()?;
-        // A kernel thread met by --pid or --ppid: never a service.
-        if stat.flags & 0x0020_0000 != 0 {
+        let stat = match stat {
+            Some(s) => s,
+            None => p.stat_line()?,
+        };
+        // A kernel thread met by --pid: never a service.
+        if stat.is_kernel_thread() {
             return Ok(Step::Rejected);
         }
         if s.ppid.is_some_and(|ppid| ppid != stat.ppid) {
@@ -558,8 +566,9 @@ impl<'a> Filter<'a> {
             self.containers.insert(c);
             ns_pid = (inner != p.pid()).then_some(inner);
         }
+        let (exited, ppid, starttime) = (stat.has_exited(), stat.ppid, stat.starttime);
         let id = Identity {
-            comm: stat.comm.clone(),
+            comm: stat.comm,
             argv: p.cmdline()?,
         };
         if let Some(re) = &s.cmdline {
@@ -570,13 +579,13 @@ impl<'a> Filter<'a> {
         if self.name.as_ref().is_some_and(|g| !id.matches(g)) {
             return Ok(Step::Rejected);
         }
-        if has_exited(&stat) {
-            return Ok(Step::Exited(p.pid(), stat.ppid));
+        if exited {
+            return Ok(Step::Exited(p.pid(), ppid));
         }
         Ok(Step::Selected(Selected {
             pid: p.pid(),
             name: id.name(),
-            starttime: stat.starttime,
+            starttime,
             label: String::new(),
             ns_pid,
         }))

@@ -46,11 +46,13 @@ impl Identity {
     /// Every name the process goes by: the shown name, `comm`, argv\[0\]'s basename and the
     /// first word of a retitled argv\[0\], and for an interpreter both it and its script.
     pub fn names(&self) -> Vec<String> {
-        let mut names = vec![self.name(), self.comm.clone()];
-        names.extend(self.argv_names());
-        names.extend(self.script());
-        names.retain(|n| !n.is_empty());
-        names.dedup();
+        // The shown name is always one of these.
+        let mut names = vec![self.comm.clone()];
+        for n in self.argv_names().into_iter().chain(self.script()) {
+            if !n.is_empty() && !names.contains(&n) {
+                names.push(n);
+            }
+        }
         names
     }
 
@@ -58,7 +60,7 @@ impl Identity {
     /// [`names`](Identity::names). A plain name longer than 15 bytes also matches a `comm`
     /// holding its first 15 when nothing readable names the process in full.
     pub fn matches(&self, pattern: &Glob) -> bool {
-        if self.names().iter().any(|n| pattern.matches(n)) {
+        if pattern.matches(&self.comm) || self.names().iter().any(|n| pattern.matches(n)) {
             return true;
         }
         pattern.literal().is_some_and(|lit| {

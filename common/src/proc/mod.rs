@@ -96,14 +96,27 @@ impl ProcRoot {
     /// kernel threads left out: they have no fds, limits or name of their own to check, and
     /// their fd directories are closed to non-root users.
     pub fn pids(&self) -> Result<Vec<i32>, CheckError> {
+        Ok(self.scan()?.into_iter().map(|(pid, _)| pid).collect())
+    }
+
+    /// [`pids`](ProcRoot::pids) with each process's `stat` as read to tell kernel threads
+    /// apart (`None` where it could not be read), so a scan reads it only once.
+    pub fn scan(&self) -> Result<Vec<(i32, Option<StatLine>)>, CheckError> {
         let entries = fs::read_dir(&self.path).map_err(|e| CheckError::io(&self.path, e))?;
-        let mut pids: Vec<i32> = entries
-            .filter_map(|e| e.ok())
+        let mut found: Vec<(i32, Option<StatLine>)> = Vec::new();
+        for pid in entries
+            .filter_map(Result::ok)
             .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-            .filter(|&pid| !self.process(pid).is_kernel_thread())
-            .collect();
-        pids.sort_unstable();
-        Ok(pids)
+        {
+            match self.process(pid).stat_line() {
+                Ok(stat) if stat.is_kernel_thread() => {}
+                Ok(stat) => found.push((pid, Some(stat))),
+                Err(e) if e.is_not_found() => {} // exited while listed
+                Err(_) => found.push((pid, None)),
+            }
+        }
+        found.sort_unstable_by_key(|(pid, _)| *pid);
+        Ok(found)
     }
 
     /// Whether this procfs hides other users' processes (`hidepid=1|2|invisible|noaccess`),
@@ -275,17 +288,16 @@ impl Process<'_> {
             .collect())
     }
 
-    /// Whether this is a kernel thread (`PF_KTHREAD` in `stat`); false when it can't be read.
-    pub fn is_kernel_thread(&self) -> bool {
-        self.read("stat")
-            .ok()
-            .and_then(|text| stat_flags(&text))
-            .is_some_and(|flags| flags & PF_KTHREAD != 0)
+    /// The fields of `/proc/PID/stat` selection needs (cheaper than [`stat`](Process::stat)).
+    pub fn stat_line(&self) -> Result<StatLine, CheckError> {
+        let text = self.read("stat")?;
+        StatLine::parse(&text)
+            .ok_or_else(|| CheckError::parse(self.path("stat"), "not a /proc/PID/stat line"))
     }
 
     /// `comm` and the argument vector, the world-readable facts its name comes from.
     pub fn identity(&self) -> Result<Identity, CheckError> {
-        let comm = self.stat()?.comm;
+        let comm = self.stat_line()?.comm;
         Ok(Identity {
             comm,
             argv: self.cmdline()?,
@@ -394,19 +406,50 @@ impl Process<'_> {
     }
 }
 
-/// Whether a process in this state has ended: a zombie (exited, not yet reaped by its
-/// parent) or dead. A zombie thread-group leader whose other threads still run is alive.
-pub fn has_exited(stat: &Stat) -> bool {
-    matches!(stat.state, 'Z' | 'X' | 'x') && stat.num_threads <= 1
+/// The fields of a `/proc/PID/stat` line that selection needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatLine {
+    /// `comm`, between the first `(` and the last `)` (it may hold either).
+    pub comm: String,
+    /// The state letter (`R`, `S`, `Z`, ...).
+    pub state: char,
+    /// The parent's PID.
+    pub ppid: i32,
+    /// The `PF_*` flags.
+    pub flags: u32,
+    /// Live threads.
+    pub num_threads: i64,
+    /// Start time in clock ticks after boot.
+    pub starttime: u64,
 }
 
-/// The flags field of a `/proc/PID/stat` line (the 7th after the parenthesized comm).
-fn stat_flags(text: &str) -> Option<u32> {
-    text.get(text.rfind(')')? + 1..)?
-        .split_whitespace()
-        .nth(6)?
-        .parse()
-        .ok()
+impl StatLine {
+    /// Parses one line; `None` if it is not a stat line.
+    pub fn parse(text: &str) -> Option<StatLine> {
+        let open = text.find('(')?;
+        let close = text.rfind(')')?;
+        let comm = text.get(open + 1..close)?.to_string();
+        let f: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
+        Some(StatLine {
+            comm,
+            state: f.first()?.chars().next()?,
+            ppid: f.get(1)?.parse().ok()?,
+            flags: f.get(6)?.parse().ok()?,
+            num_threads: f.get(17)?.parse().ok()?,
+            starttime: f.get(19)?.parse().ok()?,
+        })
+    }
+
+    /// A kernel thread (`PF_KTHREAD`).
+    pub fn is_kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
+
+    /// Whether the process has ended: a zombie (exited, not yet reaped by its parent) or
+    /// dead. A zombie thread-group leader whose other threads still run is alive.
+    pub fn has_exited(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x') && self.num_threads <= 1
+    }
 }
 
 /// Whether a directory that is not a procfs is laid out like one (a fixture tree for tests):
@@ -489,6 +532,19 @@ mod tests {
             Some("run-r1.scope".into())
         );
         assert_eq!(unit_in_cgroup_path("/"), None);
+    }
+
+    /// Lines as Linux 6.18 prints them: kthreadd, and a comm holding `) (` and spaces.
+    #[test]
+    fn stat_lines() {
+        let k = StatLine::parse("2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 1 0 0 20 0 1 0 20 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 1 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n").unwrap();
+        assert!(k.is_kernel_thread() && !k.has_exited());
+        assert_eq!((k.comm.as_str(), k.ppid, k.starttime), ("kthreadd", 0, 20));
+        let z = StatLine::parse("9440 (a) (b c) Z 9364 9364 1 0 -1 4227084 1 0 0 0 0 0 0 0 20 0 1 0 88211 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n").unwrap();
+        assert_eq!(z.comm, "a) (b c");
+        assert!(z.has_exited() && !z.is_kernel_thread());
+        assert_eq!((z.ppid, z.num_threads, z.starttime), (9364, 1, 88211));
+        assert!(StatLine::parse("garbage").is_none());
     }
 
     /// mountinfo lines as the kernel prints them for a procfs with and without hidepid.
