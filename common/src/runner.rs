@@ -94,6 +94,18 @@ pub fn parse<A: CheckArgs>(
     name: &str,
     argv: impl IntoIterator<Item = impl Into<OsString> + Clone>,
 ) -> Result<A, (String, Status)> {
+    let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+    // Before clap: parsing (a --cmdline regex is compiled there) runs before the timeout
+    // starts, and no real argument comes near this size.
+    if let Some(i) = argv.iter().position(|a| a.len() > MAX_ARGUMENT) {
+        return Err((
+            invalid_arguments::<A>(
+                name,
+                &format!("argument {i} is longer than {MAX_ARGUMENT} bytes"),
+            ),
+            Status::Unknown,
+        ));
+    }
     A::try_parse_from(argv).map_err(|err| match err.kind() {
         ErrorKind::DisplayHelp
         | ErrorKind::DisplayVersion
@@ -111,6 +123,9 @@ pub fn parse<A: CheckArgs>(
         }
     })
 }
+
+/// Longest single argument accepted, in bytes.
+const MAX_ARGUMENT: usize = 4096;
 
 /// Longest message after `NAME UNKNOWN - ` on a usage error or internal error, in bytes:
 /// a 100 kB argument echoed by clap must not become a 100 kB line 1.
@@ -238,6 +253,14 @@ mod tests {
         let (text, status) =
             parse::<Args>("DEMO", ["check_demo".to_string(), "--pid".into(), huge]).unwrap_err();
         assert_eq!(status, Status::Unknown);
+        assert_eq!(
+            text.lines().next().unwrap(),
+            "DEMO UNKNOWN - invalid arguments: argument 2 is longer than 4096 bytes"
+        );
+        // Below that bound, clap's message quoting the value is cut.
+        let long = "9".repeat(4000);
+        let (text, _) =
+            parse::<Args>("DEMO", ["check_demo".to_string(), "--pid".into(), long]).unwrap_err();
         let line1 = text.lines().next().unwrap();
         assert!(line1.len() <= 260, "{} bytes: {line1:.300}", line1.len());
         assert!(

@@ -4,9 +4,11 @@
 //! within a time and memory bound.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
+use std::ffi::OsString;
+use std::path::Path;
 use std::process::Command;
 
-use procguard_common::testing::{run_command, run_plugin, Outcome};
+use procguard_common::testing::{assert_contract, run_command, run_plugin, Outcome};
 use procguard_contract_tests::{output_name, plugin_names, plugin_path};
 
 /// Hidden options that once ran a program, read a file of the caller's choosing or changed
@@ -196,5 +198,260 @@ fn an_unusable_state_store_costs_only_the_deltas() {
         o.stdout
             .contains(&format!("[UNKNOWN] restarts not counted: {refused}")),
         "{o:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The bad-input matrix
+
+/// One run's outcome with what the kernel says the child used.
+struct Measured {
+    outcome: Outcome,
+    /// Peak resident set size, KiB (getrusage of the child, via wait4).
+    max_rss_kib: i64,
+}
+
+/// Runs `bin` with `args` (stdin closed, a clean environment) and measures its peak RSS.
+fn run_measured(bin: &str, args: &[OsString]) -> Measured {
+    use std::io::Read;
+    use std::process::Stdio;
+    let start = std::time::Instant::now();
+    let mut child = Command::new(bin)
+        .args(args)
+        .env_clear()
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut err = Vec::new();
+        let _ = err_pipe.read_to_end(&mut err);
+        err
+    });
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    let err = err_reader.join().unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, which std has not reaped (we never called wait).
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -libc::WTERMSIG(status)
+    };
+    Measured {
+        outcome: Outcome {
+            code,
+            stdout: String::from_utf8_lossy(&out).into_owned(),
+            stderr: String::from_utf8_lossy(&err).into_owned(),
+            elapsed: start.elapsed(),
+        },
+        max_rss_kib: usage.ru_maxrss,
+    }
+}
+
+/// Malformed values for any option: (name for the report, value).
+fn bad_values(dir: &Path) -> Vec<(String, OsString)> {
+    use std::os::unix::ffi::OsStringExt;
+    let p = |name: &str| dir.join(name).into_os_string();
+    let mut v: Vec<(String, OsString)> = [
+        ("empty", ""),
+        ("minus-one", "-1"),
+        ("zero", "0"),
+        ("u64-overflow", "99999999999999999999999999"),
+        ("word", "abc"),
+        ("float-overflow", "1e400"),
+        ("nan", "nan"),
+        ("range-garbage", "@~:5:x%"),
+        ("regex-bomb", "x{1000}{1000}{1000}"),
+        ("unclosed", "((("),
+        ("escapes", "a\u{1b}[31m\u{2028}\u{202e}|b\tc"),
+        ("dev-zero", "/dev/zero"),
+        ("dev-urandom", "/dev/urandom"),
+        ("root-dir", "/"),
+        ("missing", "/nonexistent/procguard/x"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), OsString::from(v)))
+    .collect();
+    v.push(("huge".into(), OsString::from("9".repeat(100_000))));
+    v.push((
+        "non-utf8".into(),
+        OsString::from_vec(vec![b'a', 0xff, 0xfe, b'z']),
+    ));
+    for name in [
+        "fifo",
+        "link-to-dev-zero",
+        "link-loop",
+        "link-to-dir",
+        "shadow",
+    ] {
+        v.push((name.into(), p(name)));
+    }
+    v
+}
+
+/// The files the path-like values name.
+fn make_bad_files(dir: &Path) {
+    use std::os::unix::fs::symlink;
+    let fifo = std::ffi::CString::new(dir.join("fifo").as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid C string path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    symlink("/dev/zero", dir.join("link-to-dev-zero")).unwrap();
+    symlink(dir.join("link-loop"), dir.join("link-loop")).unwrap();
+    symlink("/", dir.join("link-to-dir")).unwrap();
+    std::fs::write(dir.join("shadow"), SHADOW).unwrap();
+}
+
+/// Every option of every plugin, bare and after a base selector, with every malformed
+/// value (flags alone): exit 0-3, the output contract, at most 8 s (all run with -t 5
+/// unless -t is under test) and 64 MiB each.
+/// The runs go through a pool of 3 so the matrix stays fast on a 2-core CI machine.
+#[test]
+fn bad_input_matrix() {
+    const MAX_RSS_KIB: i64 = 64 * 1024;
+    let tmp = tempfile::tempdir().unwrap();
+    make_bad_files(tmp.path());
+    let state = tmp.path().join("state");
+    let holder = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+    let pid = holder.id().to_string();
+    let values = bad_values(tmp.path());
+    let mut cases: Vec<(String, String, Vec<OsString>)> = Vec::new();
+    for plugin in procguard_contract_tests::generate::PLUGINS {
+        if !plugin_names().iter().any(|n| n == plugin.name) {
+            continue;
+        }
+        let bin = plugin_path(plugin.name).to_string_lossy().into_owned();
+        let cmd = plugin.built_command();
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            let flag = format!("--{long}");
+            let mut base: Vec<&str> = vec!["-t", "5", "--pid", &pid];
+            if plugin.stateful {
+                base.extend(["--state-dir", state.to_str().unwrap()]);
+            }
+            if plugin.name == "check_rlimit_match" {
+                base.extend(["--expect", "nofile=1024"]);
+            }
+            // The option under test replaces a base option of the same name.
+            let base: Vec<OsString> = base
+                .chunks(2)
+                .filter(|kv| kv[0] != flag && !(kv[0] == "-t" && long == "timeout"))
+                .flatten()
+                .map(OsString::from)
+                .collect();
+            let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
+            let tries: Vec<(String, Vec<OsString>)> = if takes_value {
+                values
+                    .iter()
+                    .map(|(n, v)| (n.clone(), vec![OsString::from(&flag), v.clone()]))
+                    .collect()
+            } else {
+                vec![("flag".into(), vec![OsString::from(&flag)])]
+            };
+            // Bare runs keep -t 5 too, so a loaded machine turns a slow run into the
+            // plugin's own timeout result, inside the time bound.
+            let bare_t: Vec<OsString> = if long == "timeout" {
+                Vec::new()
+            } else {
+                vec!["-t".into(), "5".into()]
+            };
+            for (what, tail) in tries {
+                let mut bare = bare_t.clone();
+                bare.extend(tail.clone());
+                cases.push((bin.clone(), format!("{} {flag} {what}", plugin.name), bare));
+                let mut with_base = base.clone();
+                with_base.extend(tail);
+                cases.push((
+                    bin.clone(),
+                    format!("{} base {flag} {what}", plugin.name),
+                    with_base,
+                ));
+            }
+        }
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::new());
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((bin, name, args)) = cases.get(i) else {
+                    break;
+                };
+                let m = run_measured(bin, args);
+                results.lock().unwrap().push((name.clone(), m));
+            });
+        }
+    });
+    let mut holder = holder;
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let results = results.into_inner().unwrap();
+    let mut failures = Vec::new();
+    let mut zero_rss = Vec::new();
+    for (name, m) in &results {
+        let o = &m.outcome;
+        if let Err(e) = std::panic::catch_unwind(|| assert_contract(o)) {
+            let why = e
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "contract".into());
+            failures.push(format!(
+                "{name}: {}",
+                why.chars().take(300).collect::<String>()
+            ));
+        }
+        if o.elapsed > std::time::Duration::from_secs(8) {
+            failures.push(format!("{name}: took {:?}", o.elapsed));
+        }
+        if m.max_rss_kib > MAX_RSS_KIB {
+            failures.push(format!("{name}: peak RSS {} KiB", m.max_rss_kib));
+        }
+        if name.contains("dev-zero") || name.contains("dev-urandom") {
+            zero_rss.push(m.max_rss_kib);
+        }
+    }
+    let max_rss = results
+        .iter()
+        .map(|(_, m)| m.max_rss_kib)
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "bad-input matrix: {} runs in {:.1}s, {} failures; peak RSS max {} KiB; /dev/zero and /dev/urandom cases ({}): peak RSS max {} KiB",
+        results.len(),
+        started.elapsed().as_secs_f64(),
+        failures.len(),
+        max_rss,
+        zero_rss.len(),
+        zero_rss.iter().max().unwrap_or(&0)
+    );
+    let mut slowest: Vec<(&String, std::time::Duration)> = results
+        .iter()
+        .map(|(n, m)| (n, m.outcome.elapsed))
+        .collect();
+    slowest.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
+    for (name, d) in slowest.iter().take(5) {
+        eprintln!("  slowest: {name}: {:.2}s", d.as_secs_f64());
+    }
+    assert!(results.len() > 1000, "{} runs", results.len());
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
     );
 }

@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use procguard_common::proc::ProcRoot;
@@ -55,7 +56,11 @@ impl NetNs {
     }
 
     fn open_path(path: &Path, pid: Option<i32>) -> io::Result<NetNs> {
-        let file = File::open(path)?;
+        // O_NONBLOCK: a FIFO given as --netns must not block until the timeout.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)?;
         // SAFETY: an ioctl without arguments on a file we own.
         let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE) };
         if kind != libc::CLONE_NEWNET {
