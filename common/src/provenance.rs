@@ -1,7 +1,7 @@
 //! Where a process's limit came from: the one provenance used by every plugin.
 //!
 //! Limits pass from parent to child across fork and exec, unchanged unless someone calls
-//! setrlimit. So the parent chain usually says who gave a process its value: walking the PPid
+//! setrlimit. So the parent chain usually says who gave a process its value: walking the `PPid`
 //! links towards PID 1, the ancestors that hold the same value are where it came from. Soft
 //! and hard are traced separately, because they often come from different places: Node.js
 //! (and Go, and Java) raise their soft `nofile` to the hard limit at start, so such a process
@@ -18,6 +18,7 @@
 //! monit whose control file names the service or its pidfile) and its limits compared.
 //! What cannot be read (another user's environ) is said, never guessed.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -59,6 +60,7 @@ impl Ancestor {
     }
 
     /// `monit[812]`.
+    #[must_use]
     pub fn who(&self) -> String {
         crate::proc::who(&self.name, self.pid)
     }
@@ -91,6 +93,7 @@ pub enum Kind {
 
 impl Kind {
     /// Recognises a process by its name, `comm` and command line.
+    #[must_use]
     pub fn recognise(name: &str, comm: &str, cmdline: &str) -> Option<Kind> {
         let argv0 = cmdline.split(' ').next().unwrap_or_default();
         let base = argv0
@@ -137,6 +140,7 @@ impl Kind {
     }
 
     /// What it is called in output: `monit`, `supervisord`, `container (docker)`.
+    #[must_use]
     pub fn label(self) -> &'static str {
         match self {
             Kind::Monit => "monit",
@@ -192,6 +196,7 @@ const MARK_VARS: [&str; 14] = [
 
 impl Marks {
     /// Reads the environment and cgroup of `p`.
+    #[must_use]
     pub fn read(p: &Process) -> Marks {
         let mut marks = Marks::default();
         match p.read("environ") {
@@ -224,6 +229,7 @@ impl Marks {
     }
 
     /// The value of an identifying variable.
+    #[must_use]
     pub fn var(&self, name: &str) -> Option<&str> {
         self.environ
             .iter()
@@ -555,6 +561,8 @@ fn monit_by_pidfile(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
 
 /// Looking up the live supervisor a daemonized service came from.
 mod live {
+    use std::fmt::Write as _;
+
     use super::{read_config, Ancestor, Kind, Provenance, Starter, MAX_INCLUDES};
     use crate::proc::ProcRoot;
     use std::path::{Path, PathBuf};
@@ -610,8 +618,7 @@ mod live {
             };
             let all = with_includes(&file, &main);
             if let Some((name, found)) = monit_names(&all, s.service.as_deref(), t.pid) {
-                s.evidence
-                    .push_str(&format!("; {} {found}", file.display()));
+                let _ = write!(s.evidence, "; {} {found}", file.display());
                 s.service = Some(name);
                 s.process = Some(m.clone());
                 s.config = Some(file);
@@ -756,7 +763,8 @@ mod live {
                     .is_some_and(|name| program.starts_with(name.trim()))
             });
             if has || candidates.len() == 1 {
-                s.evidence.push_str(&format!(
+                let _ = write!(
+                    s.evidence,
                     "; {}{}",
                     file.display(),
                     if has {
@@ -764,7 +772,7 @@ mod live {
                     } else {
                         " (the only supervisord running)".to_string()
                     }
-                ));
+                );
                 s.process = Some(sv.clone());
                 s.config = Some(file);
                 s.unit = unit_of(root, sv.pid);
@@ -813,8 +821,7 @@ mod live {
             .or_else(|| (candidates.len() == 1).then(|| &candidates[0]));
         match found {
             Some(d) => {
-                s.evidence
-                    .push_str(&format!("; PM2 daemon of {}", d.cmdline));
+                let _ = write!(s.evidence, "; PM2 daemon of {}", d.cmdline);
                 s.process = Some(d.clone());
                 s.unit = unit_of(root, d.pid);
             }
@@ -865,6 +872,7 @@ mod live {
 }
 
 /// Compares limit values, `None` being unlimited (above every number).
+#[must_use]
 pub fn cmp_limit(a: Option<u64>, b: Option<u64>) -> std::cmp::Ordering {
     match (a, b) {
         (None, None) => std::cmp::Ordering::Equal,
@@ -962,6 +970,7 @@ impl Provenance {
     }
 
     /// The process raised its own soft limit to its inherited hard one.
+    #[must_use]
     pub fn raised_soft_itself(&self) -> bool {
         self.soft == SoftOrigin::RaisedToHard
             || self.orphaned.is_some()
@@ -974,6 +983,7 @@ impl Provenance {
 
     /// A daemon that sets its own limit from its configuration, when this is one and its
     /// value is not inherited.
+    #[must_use]
     pub fn self_setting(&self) -> Option<&'static crate::remediation::DaemonSetting> {
         let inherited = self.soft == SoftOrigin::Inherited && self.hard_from.is_some();
         if inherited || self.raised_soft_itself() {
@@ -986,12 +996,14 @@ impl Provenance {
 
     /// A short phrase for a finding about the value: `, inherited from monit[812] (nofile
     /// 1024:4096)`.
+    #[must_use]
     pub fn summary(&self) -> String {
         self.summary_with(true)
     }
 
     /// The origin on its own, for a diagnosis that names the process already:
     /// `nofile 1024:4096 inherited from monit[812]`.
+    #[must_use]
     pub fn origin(&self) -> String {
         let phrase = self.summary_with(false);
         format!(
@@ -1060,6 +1072,7 @@ impl Provenance {
 
     /// The whole story for the long output, one line within the report's line cap: where
     /// each half came from, how the starter was identified, and the chain.
+    #[must_use]
     pub fn story(&self) -> String {
         let mut parts: Vec<String> = Vec::new();
         let from_marks = self.starter.as_ref().is_some_and(|s| !s.from_chain);
@@ -1099,7 +1112,7 @@ impl Provenance {
             parts.join("; ")
         );
         if let Some(e) = &self.error {
-            out.push_str(&format!(" (stopped: {e})"));
+            let _ = write!(out, " (stopped: {e})");
         }
         out
     }
@@ -1158,7 +1171,8 @@ impl Provenance {
         if let Some(a) = &s.process {
             let same = a.limit == self.actual
                 || a.limit.hard == self.actual.hard && self.raised_soft_itself();
-            text.push_str(&format!(
+            let _ = write!(
+                text,
                 "; {} has {} {}{}",
                 a.who(),
                 self.item,
@@ -1168,7 +1182,7 @@ impl Provenance {
                 } else {
                     " now, not the process's (restarted with other limits since, or its start program set them)"
                 }
-            ));
+            );
         }
         text
     }

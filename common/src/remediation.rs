@@ -4,8 +4,10 @@
 //! Rules every line keeps: it proposes the value asked for, never the one the process already
 //! has; it raises soft and hard separately where needed and never lowers a hard limit (in sh,
 //! `ulimit -n N` sets both, so a lower N would lower the hard limit); it says when raising a
-//! hard limit needs privilege (root or CAP_SYS_RESOURCE); and for a daemon that sets its own
+//! hard limit needs privilege (root or `CAP_SYS_RESOURCE`); and for a daemon that sets its own
 //! limit from its configuration it names that setting.
+
+use std::fmt::Write as _;
 
 use crate::proc::container::Runtime;
 use crate::proc::limits::show;
@@ -84,6 +86,7 @@ pub const DAEMON_SETTINGS: [DaemonSetting; 9] = [
 ];
 
 /// The setting of a daemon that sets `item` itself, if `name` is one.
+#[must_use]
 pub fn daemon_setting(name: &str, item: &str) -> Option<&'static DaemonSetting> {
     DAEMON_SETTINGS.iter().find(|d| {
         d.item == item
@@ -95,6 +98,7 @@ pub fn daemon_setting(name: &str, item: &str) -> Option<&'static DaemonSetting> 
 }
 
 /// The sh `ulimit` flag for a limits.conf item, from the one table of limit items.
+#[must_use]
 pub fn ulimit_flag(item: &str) -> Option<char> {
     crate::proc::limits::item(item).map(|i| i.ulimit)
 }
@@ -119,6 +123,7 @@ pub struct Change {
 impl Change {
     /// The change from `actual` to at least `want` (`None`: no value known, both halves are
     /// to be raised to `N`). `None` when nothing must rise.
+    #[must_use]
     pub fn new(
         item: &str,
         actual: Rlimit,
@@ -156,6 +161,7 @@ impl Change {
     }
 
     /// `SOFT:HARD`, or one value when both are the same.
+    #[must_use]
     pub fn value(&self) -> String {
         if self.soft == self.hard {
             self.soft.clone()
@@ -165,6 +171,7 @@ impl Change {
     }
 
     /// `ulimit -Hn 65536; ulimit -Sn 65536`: raises the hard limit first, never lowers it.
+    #[must_use]
     pub fn ulimit(&self) -> String {
         let Some(f) = ulimit_flag(&self.item) else {
             return format!("a raised {} limit", self.item);
@@ -191,6 +198,7 @@ impl Change {
 
 /// The fix line for a process whose `item` should be at least `want` (`None`: at its
 /// limit, no target known). `None` when nothing must rise.
+#[must_use]
 pub fn fix(p: &Provenance, want: Option<Rlimit>) -> Option<String> {
     let c = Change::new(&p.item, p.actual, want, p.raised_soft_itself())?;
     let (kind, how) = if let Some(d) = p.self_setting() {
@@ -322,7 +330,7 @@ fn supervisord(s: &Starter, c: &Change, who: &str, file: &str) -> String {
             Some(u) => format!("{prop}={} in {u}", c.value()),
             None => format!("{prop}={} in its unit", c.value()),
         };
-        out.push_str(&format!("; the hard limit where it starts: {unit}"));
+        let _ = write!(out, "; the hard limit where it starts: {unit}");
     }
     out
 }

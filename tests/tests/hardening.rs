@@ -211,13 +211,17 @@ struct Measured {
     max_rss_kib: i64,
 }
 
-/// Runs `bin` with `args` (stdin closed, a clean environment) and measures its peak RSS.
-fn run_measured(bin: &str, args: &[OsString]) -> Measured {
+/// Runs `bin` with `args` (stdin closed, a clean environment, in `cwd`: relative paths
+/// among the values must not land in the source tree) and measures its peak RSS.
+fn run_measured(bin: &str, args: &[OsString], cwd: &Path) -> Measured {
     use std::io::Read;
     use std::process::Stdio;
     let start = std::time::Instant::now();
+    // Reaped by wait4 below, which also gives the peak RSS.
+    #[allow(clippy::zombie_processes)]
     let mut child = Command::new(bin)
         .args(args)
+        .current_dir(cwd)
         .env_clear()
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
@@ -382,6 +386,8 @@ fn bad_input_matrix() {
             }
         }
     }
+    let cwd = tmp.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results = std::sync::Mutex::new(Vec::new());
     let started = std::time::Instant::now();
@@ -392,7 +398,7 @@ fn bad_input_matrix() {
                 let Some((bin, name, args)) = cases.get(i) else {
                     break;
                 };
-                let m = run_measured(bin, args);
+                let m = run_measured(bin, args, &cwd);
                 results.lock().unwrap().push((name.clone(), m));
             });
         }

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use procguard_common::proc::ProcRoot;
+use procguard_common::select::Selected;
 use procguard_common::{CheckError, Report};
 
 use crate::args::Args;
@@ -153,8 +154,7 @@ fn read(args: &Args, net: &Net<'_>, obs: &mut Observation) -> Result<(), CheckEr
     if source == Source::ProcNetTcp {
         for (l, pid) in backlogs_from_holders(net, &mut listeners, &obs.held_by_selected) {
             obs.notes.verbose_detail(format!(
-                "{} queue and backlog asked of the socket itself (pidfd_getfd from pid {pid}, TCP_INFO)",
-                l
+                "{l} queue and backlog asked of the socket itself (pidfd_getfd from pid {pid}, TCP_INFO)"
             ));
         }
     }
@@ -209,7 +209,7 @@ fn select(
     let selected = args
         .select
         .resolve(root, args.common.label.as_deref(), &mut obs.notes)?;
-    obs.selected = Some(selected.iter().map(|s| s.display()).collect());
+    obs.selected = Some(selected.iter().map(Selected::display).collect());
     // Reading the selected processes' fds may take a while (one readlink per fd): leave
     // time for the probe and for printing.
     let probing = args.probe || args.url.is_some();

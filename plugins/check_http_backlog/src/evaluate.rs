@@ -326,8 +326,8 @@ fn judge_listeners(
 /// The drop thresholds: at least N new drops.
 fn drop_thresholds(args: &Args) -> Thresholds {
     Thresholds {
-        warning: Some(Range::above(args.drops_warning.saturating_sub(1) as f64)),
-        critical: Some(Range::above(args.drops_critical.saturating_sub(1) as f64)),
+        warning: Some(Range::above(num(args.drops_warning.saturating_sub(1)))),
+        critical: Some(Range::above(num(args.drops_critical.saturating_sub(1)))),
     }
 }
 
@@ -347,7 +347,7 @@ fn judge_drops(
         report.perf(PerfData::unknown(&format!("{stem}_drops")));
         return Status::Ok;
     };
-    report.perf(PerfData::new(&format!("{stem}_drops"), d as f64).uom(Uom::Counter));
+    report.perf(PerfData::new(&format!("{stem}_drops"), num(d)).uom(Uom::Counter));
     let Some(new) = delta.copied().flatten() else {
         report.perf(PerfData::unknown(&new_label).thresholds(&t));
         report.verbose_detail(format!(
@@ -360,8 +360,8 @@ fn judge_drops(
         "{} dropped {new} connection(s) since the last run ({d} in all)",
         l.endpoint()
     );
-    let perf = PerfData::new(&new_label, new as f64).min(0.0);
-    judged(report, new as f64, &t, text, (attach, Some(l)), perf)
+    let perf = PerfData::new(&new_label, num(new)).min(0.0);
+    judged(report, num(new), &t, text, (attach, Some(l)), perf)
 }
 
 /// Adds the finding of `value` against `t`: `text`, the violated threshold, then the
@@ -393,7 +393,7 @@ fn established_perf(report: &mut Report, obs: &Observation, l: &Listener, stem: 
             // Only connections to this listener's address count (a client socket elsewhere
             // may use the same number as its own port).
             let n = addrs.iter().filter(|a| l.accepted(**a)).count();
-            report.perf(PerfData::new(&label, n as f64).min(0.0));
+            report.perf(PerfData::new(&label, num(u64::try_from(n).unwrap_or(u64::MAX))).min(0.0));
         }
         Some(Err(e)) => {
             report.perf(PerfData::unknown(&label));
@@ -416,8 +416,8 @@ fn judge_host(
     let Some(h) = obs.host else {
         return Status::Ok;
     };
-    report.perf(PerfData::new("listen_overflows", h.listen_overflows as f64).uom(Uom::Counter));
-    report.perf(PerfData::new("listen_drops", h.listen_drops as f64).uom(Uom::Counter));
+    report.perf(PerfData::new("listen_overflows", num(h.listen_overflows)).uom(Uom::Counter));
+    report.perf(PerfData::new("listen_drops", num(h.listen_drops)).uom(Uom::Counter));
     let Some(d) = deltas.host else {
         return Status::Ok;
     };
@@ -430,7 +430,7 @@ fn judge_host(
         report.verbose_detail(text);
         return Status::Ok;
     }
-    let new = d.listen_drops as f64;
+    let new = num(d.listen_drops);
     let perf = PerfData::new("new_listen_drops", new).min(0.0);
     judged(
         report,
@@ -499,37 +499,32 @@ fn probe_finding(
         critical: args.thresholds.critical.map(|t| t.range()),
     };
     let line = format!("probe: {} {url}", method_name(args.method));
-    let status = match probe_failure(args, p) {
-        Some(text) => {
-            let text = match diagnosis {
-                Some(d) => format!("{text}; {d}"),
-                None => text,
-            };
-            report.add(Status::Critical, text);
-            // The URL is on its own line: on line 1 it could push the diagnosis past the
-            // ~200 bytes that survive.
-            report.detail(line);
-            report.perf(PerfData::unknown(&prefix("time")).thresholds(&time_thresholds));
-            Status::Critical
-        }
-        None => {
-            let total = p.total.as_secs_f64();
-            let slow = if time_thresholds.evaluate(total) == Status::Ok {
-                ""
-            } else {
-                "slow response: "
-            };
-            let s = match p.outcome {
-                Outcome::Status(s) => s,
-                _ => 0,
-            };
-            let text = format!("{slow}HTTP {s} in {}s", secs(p.total));
-            report.verbose_detail(line);
-            let perf = PerfData::new(&prefix("time"), micros(p.total))
-                .uom(Uom::Seconds)
-                .min(0.0);
-            report.metric(total, &time_thresholds, text, perf)
-        }
+    let status = if let Some(text) = probe_failure(args, p) {
+        let text = diagnosis.map_or(text.clone(), |d| format!("{text}; {d}"));
+        report.add(Status::Critical, text);
+        // The URL is on its own line: on line 1 it could push the diagnosis past the
+        // ~200 bytes that survive.
+        report.detail(line);
+        report.perf(PerfData::unknown(&prefix("time")).thresholds(&time_thresholds));
+        Status::Critical
+    } else {
+        let total = p.total.as_secs_f64();
+        let slow = if time_thresholds.evaluate(total) == Status::Ok {
+            ""
+        } else {
+            "slow response: "
+        };
+        let s = if let Outcome::Status(s) = p.outcome {
+            s
+        } else {
+            0
+        };
+        let text = format!("{slow}HTTP {s} in {}s", secs(p.total));
+        report.verbose_detail(line);
+        let perf = PerfData::new(&prefix("time"), micros(p.total))
+            .uom(Uom::Seconds)
+            .min(0.0);
+        report.metric(total, &time_thresholds, text, perf)
     };
     for (name, d) in [
         ("time_connect", p.connect),
@@ -546,6 +541,13 @@ fn probe_finding(
         ));
     }
     status
+}
+
+/// A count as a perfdata or threshold number: counts here (connections, drops) stay far
+/// below 2^52, where f64 is exact.
+#[allow(clippy::cast_precision_loss)]
+fn num(n: u64) -> f64 {
+    n as f64
 }
 
 /// Seconds, rounded to the microsecond.
@@ -663,7 +665,7 @@ mod tests {
             outcome,
             connect: connect.map(Duration::from_micros),
             first_byte: None,
-            total: Duration::from_millis(1000),
+            total: Duration::from_secs(1),
         }
     }
 

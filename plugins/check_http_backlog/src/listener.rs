@@ -23,7 +23,7 @@ pub struct Listener {
 
 impl Listener {
     /// A LISTEN socket from a sock_diag dump.
-    pub fn from_diag(s: crate::sock_diag::DiagSocket) -> Listener {
+    pub fn from_diag(s: &crate::sock_diag::DiagSocket) -> Listener {
         Listener {
             addr: s.addr,
             port: s.port,

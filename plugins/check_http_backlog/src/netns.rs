@@ -120,10 +120,14 @@ impl NetNs {
 
 /// The plugin's own namespace inode.
 fn own_inode(root: &ProcRoot) -> Option<u64> {
-    let me = std::process::id() as i32;
-    std::fs::metadata(root.process(me).path("ns/net"))
+    std::fs::metadata(root.process(own_pid()).path("ns/net"))
         .ok()
         .map(|m| m.ino())
+}
+
+/// The plugin's PID (PIDs fit an i32: the kernel's maximum is 2^22).
+pub fn own_pid() -> i32 {
+    i32::try_from(std::process::id()).unwrap_or(i32::MAX)
 }
 
 /// `/proc/20108/ns/net` -> 20108.
@@ -148,7 +152,7 @@ mod tests {
     #[test]
     fn own_namespace_is_none_and_a_pid_path_names_its_pid() {
         let root = ProcRoot::new("/proc");
-        let me = std::process::id() as i32;
+        let me = own_pid();
         assert!(NetNs::of_pid(&root, me).is_none());
         assert!(NetNs::from_arg(&root, &me.to_string()).unwrap().is_none());
         assert!(NetNs::from_arg(&root, "/proc/self/ns/net")

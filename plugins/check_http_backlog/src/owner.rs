@@ -166,17 +166,13 @@ pub fn find_owners(
     let Ok(pids) = root.pids() else {
         return (found, false);
     };
-    let me = std::process::id() as i32;
+    let me = crate::netns::own_pid();
     let done: Vec<i32> = found.values().flatten().copied().collect();
     let (mut first, mut rest): (Vec<i32>, Vec<i32>) = pids
         .into_iter()
         .filter(|p| *p != me && !done.contains(p))
         .partition(|&p| {
-            uid.is_some_and(|u| {
-                fs::metadata(root.process(p).path(""))
-                    .map(|m| m.uid() == u)
-                    .unwrap_or(false)
-            })
+            uid.is_some_and(|u| fs::metadata(root.process(p).path("")).is_ok_and(|m| m.uid() == u))
         });
     first.append(&mut rest);
     for pid in first {
@@ -308,7 +304,7 @@ mod tests {
         let fd = std::os::fd::AsRawFd::as_raw_fd(&l);
         let inode = fs::metadata(format!("/proc/self/fd/{fd}")).unwrap().ino();
         let root = ProcRoot::new("/proc");
-        let me = std::process::id() as i32;
+        let me = crate::netns::own_pid();
         let far = Instant::now() + std::time::Duration::from_secs(5);
         let (held, cut) = socket_inodes(&root, me, far).unwrap();
         assert!(held.contains(&inode) && !cut);
@@ -322,11 +318,11 @@ mod tests {
         assert!(cut);
     }
 
-    fn held(pid: i32, ppid: i32, fds: u64, soft: u64) -> Owner {
+    fn held(pid: i32, parent: i32, fds: u64, soft: u64) -> Owner {
         Owner {
             pid,
             name: "nginx".into(),
-            ppid: Some(ppid),
+            ppid: Some(parent),
             usage: Some(FdUsage {
                 fds,
                 nofile: Rlimit {

@@ -22,6 +22,13 @@
 //! [`parse_replies`] are pure and tested on bytes captured from a real kernel
 //! (`tests/fixtures/sock_diag/`).
 
+// The wire format's fields are u8/u16/u32 and its constants C ints known to fit them.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
+
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -669,12 +676,12 @@ mod tests {
     /// The kernel accepts both filter programs and they keep exactly the port asked for.
     #[test]
     fn the_kernel_runs_both_port_filters() {
-        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = a.local_addr().unwrap().port();
-        let other = b.local_addr().unwrap().port();
-        let c = std::net::TcpStream::connect(a.local_addr().unwrap()).unwrap();
-        let (s, _) = a.accept().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let other = elsewhere.local_addr().unwrap().port();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
         for legacy in [false, true] {
             let q = Query {
                 family: libc::AF_INET as u8,
@@ -706,7 +713,7 @@ mod tests {
             established_on(port, Families { v4: true, v6: true }).unwrap(),
             vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
         );
-        drop((c, s, b));
+        drop((client, server, elsewhere));
     }
 
     /// `key value` lines describing a fixture.

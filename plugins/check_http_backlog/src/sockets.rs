@@ -102,7 +102,7 @@ impl Net<'_> {
         } else {
             match self.diag(move || sock_diag::listeners(port)) {
                 Ok(sockets) => {
-                    let listeners = sockets.into_iter().map(Listener::from_diag).collect();
+                    let listeners = sockets.iter().map(Listener::from_diag).collect();
                     return Ok((listeners, Source::SockDiag, None));
                 }
                 Err(NoDiag::Outside(e)) => format!(
@@ -220,6 +220,11 @@ impl Net<'_> {
     }
 }
 
+/// A syscall's returned fd as an fd number.
+fn fd_number(r: libc::c_long) -> std::io::Result<i32> {
+    i32::try_from(r).map_err(std::io::Error::other)
+}
+
 /// The accept queue and backlog of a listener, asked of the socket itself: a duplicate of
 /// `pid`'s fd `fd` (pidfd_getfd, Linux 5.6, with ptrace access to `pid`; no
 /// CAP_SYS_ADMIN) and `TCP_INFO`, which for a listener reports the accept queue in
@@ -236,7 +241,7 @@ pub fn queue_of_held(pid: i32, fd: i32) -> std::io::Result<(u32, u32)> {
     };
     // SAFETY: plain syscalls; each returned fd is owned (closed on drop) right away.
     let pidfd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd_number(pidfd)?) };
     let sock = check(unsafe {
         libc::syscall(
             libc::SYS_pidfd_getfd,
@@ -245,17 +250,18 @@ pub fn queue_of_held(pid: i32, fd: i32) -> std::io::Result<(u32, u32)> {
             0,
         )
     })?;
-    let sock = unsafe { OwnedFd::from_raw_fd(sock as i32) };
+    let sock = unsafe { OwnedFd::from_raw_fd(fd_number(sock)?) };
     // SAFETY: tcp_info is plain old data; getsockopt writes at most `len` bytes into it.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::tcp_info>())
+        .map_err(std::io::Error::other)?;
     let r = unsafe {
         libc::getsockopt(
             std::os::fd::AsRawFd::as_raw_fd(&sock),
             libc::IPPROTO_TCP,
             libc::TCP_INFO,
             std::ptr::addr_of_mut!(info).cast(),
-            &mut len,
+            &raw mut len,
         )
     };
     if r != 0 {
@@ -281,7 +287,7 @@ mod tests {
         let clients: Vec<_> = (0..2)
             .map(|_| std::net::TcpStream::connect(addr).unwrap())
             .collect();
-        let me = std::process::id() as i32;
+        let me = crate::netns::own_pid();
         assert_eq!(queue_of_held(me, l.as_raw_fd()).unwrap(), (2, 4));
         // A socket that is not listening is refused.
         assert!(queue_of_held(me, clients[0].as_raw_fd()).is_err());

@@ -69,22 +69,21 @@ impl Target {
 /// The addresses of `host` that belong to this host (can be bound here); none is a usage
 /// error, since no listener here can serve them.
 fn local_addresses(host: &str) -> Result<Vec<IpAddr>, CheckError> {
-    let all: Vec<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => {
-            let mut ips: Vec<IpAddr> = (host, 0)
-                .to_socket_addrs()
-                .map_err(|e| {
-                    CheckError::Usage(format!(
-                        "--url host {host}: {e}; give --port for the listener"
-                    ))
-                })?
-                .map(|s| s.ip())
-                .collect();
-            ips.sort();
-            ips.dedup();
-            ips
-        }
+    let all: Vec<IpAddr> = if let Ok(ip) = host.parse::<IpAddr>() {
+        vec![ip]
+    } else {
+        let mut ips: Vec<IpAddr> = (host, 0)
+            .to_socket_addrs()
+            .map_err(|e| {
+                CheckError::Usage(format!(
+                    "--url host {host}: {e}; give --port for the listener"
+                ))
+            })?
+            .map(|s| s.ip())
+            .collect();
+        ips.sort();
+        ips.dedup();
+        ips
     };
     let local: Vec<IpAddr> = all.iter().copied().filter(|ip| is_local(*ip)).collect();
     if local.is_empty() {
@@ -182,7 +181,7 @@ mod tests {
         // localhost resolves to 127.0.0.1 (and ::1 where IPv6 is configured): both local.
         let t = target(&["--url", "http://localhost:8080/"]).unwrap();
         assert!(t.addresses.contains(&"127.0.0.1".parse().unwrap()), "{t:?}");
-        assert!(t.addresses.iter().all(|a| a.is_loopback()), "{t:?}");
+        assert!(t.addresses.iter().all(IpAddr::is_loopback), "{t:?}");
         // TEST-NET-1 is nobody's address.
         let e = target(&["--url", "http://192.0.2.7/"]).unwrap_err();
         assert!(

@@ -3,6 +3,7 @@
 //! reply of one dump; the `.txt` next to it says what the test listener looked like.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // libc's AF_* constants fit a u8
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};

@@ -7,6 +7,7 @@
 
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::cast_possible_truncation)] // test code: small ports, counts and fds
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -56,7 +57,7 @@ fn dropped_syn(addr: SocketAddr) {
 
 /// Runs the plugin with its own state dir.
 fn plugin(state: &tempfile_lite::Dir, args: &[&str]) -> Outcome {
-    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let mut all: Vec<String> = args.iter().map(ToString::to_string).collect();
     all.extend([
         "--state-dir".to_string(),
         state.path().display().to_string(),
@@ -241,7 +242,7 @@ impl Helper {
                     rlim_cur: nofile,
                     rlim_max: nofile,
                 };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const rl) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -261,9 +262,10 @@ impl Helper {
         let mut line = String::new();
         for _ in 0..50 {
             line.clear();
-            if self.lines.read_line(&mut line).unwrap() == 0 {
-                panic!("helper exited");
-            }
+            assert!(
+                self.lines.read_line(&mut line).unwrap() != 0,
+                "helper exited"
+            );
             if let Some(kv) = key_value(&line) {
                 return kv;
             }
@@ -276,9 +278,10 @@ impl Helper {
         let mut line = String::new();
         for _ in 0..50 {
             line.clear();
-            if self.lines.read_line(&mut line).unwrap() == 0 {
-                panic!("helper exited before printing {key}");
-            }
+            assert!(
+                self.lines.read_line(&mut line).unwrap() != 0,
+                "helper exited before printing {key}"
+            );
             if let Some((k, v)) = key_value(&line) {
                 if k == key {
                     return v;

@@ -203,7 +203,7 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
 
 /// For each instance whose nofile dropped: where its value came from and the fix that
 /// gives it back the earlier instance's (common's provenance, the same words as
-/// check_rlimit_match and check_http_backlog).
+/// `check_rlimit_match` and `check_http_backlog`).
 fn causes(root: &ProcRoot, drifted: &[(i32, Rlimit)], report: &mut Report) {
     for (pid, from) in drifted.iter().take(3) {
         let trace = provenance::trace(root, *pid, "nofile");
@@ -406,6 +406,23 @@ mod tests {
             stem.starts_with("restart_churn.--name_node_--user_app-"),
             "{stem}"
         );
+    }
+
+    /// A relative and an absolute path to one pidfile keep one state (cargo runs tests in
+    /// the package's directory).
+    #[test]
+    fn one_pidfile_one_state_however_it_is_spelled() {
+        let abs = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/../tests/fixtures/app.pid"
+        );
+        let key = parse(&["--pidfile", "tests/fixtures/app.pid"]).state_key();
+        assert_eq!(key, parse(&["--pidfile", abs]).state_key());
+        assert_eq!(
+            key,
+            parse(&["--pidfile", "./tests/fixtures/./app.pid"]).state_key()
+        );
+        assert_ne!(key, parse(&["--pidfile", "tests/app.pid"]).state_key());
     }
 
     /// `systemctl show` output as systemd 252 prints it for the properties we ask.

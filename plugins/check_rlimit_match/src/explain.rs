@@ -1,5 +1,5 @@
 //! Words for where a too-low value came from, from the [`Provenance`] acquisition found
-//! (common's one provenance module, shared with check_restart_churn and check_http_backlog):
+//! (common's one provenance module, shared with `check_restart_churn` and `check_http_backlog`):
 //! the suffix of the findings (", inherited from monit[812] (nofile 1024:4096)"), the story
 //! for the long output, and the remediation for whoever gives the service its limit.
 

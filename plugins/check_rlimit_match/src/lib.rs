@@ -67,6 +67,7 @@ use crate::render::Run;
 ///     INVOCATION_ID, SSH_CONNECTION) and cgroup to the live supervisor (for Monit, the
 ///     running monit whose control file has the service or its pidfile); an environment
 ///     this user cannot read is said, never guessed.
+///
 /// The fix line asks for the expected value, never the current one, raises only what is
 /// short (ulimit -Hn before -Sn), never lowers a hard limit, and says when raising a hard
 /// limit needs root or CAP_SYS_RESOURCE. An expectation above fs.nr_open (the kernel's

@@ -51,7 +51,7 @@ impl Supervisor {
                     rlim_cur: soft,
                     rlim_max: hard,
                 };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) == 0 {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, std::ptr::from_ref(&rl)) == 0 {
                     Ok(())
                 } else {
                     Err(std::io::Error::last_os_error())
@@ -65,7 +65,7 @@ impl Supervisor {
     }
 
     fn pid(&self) -> i32 {
-        self.child.id() as i32
+        i32::try_from(self.child.id()).expect("a pid fits in i32")
     }
 }
 
@@ -349,4 +349,84 @@ fn supervisord_is_named_and_minfds_is_the_fix() {
         o.stdout
     );
     println!("{}", o.stdout);
+}
+
+/// A fake /proc (the common crate's fixtures: a real `stat` line, `limits` table and the
+/// environment Monit 5.33 gave a service) where the daemonized service's environment is
+/// readable by root only, checked as uid 65534: the plugin says it cannot tell who started
+/// the service, and why; as root it names Monit.
+#[test]
+fn unreadable_environment_in_a_fixture_tree_is_said() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../common/tests/fixtures/proc");
+    let stat = std::fs::read_to_string(
+        fixtures.join("provenance/stat-daemonized-under-monit-linux-6.18.txt"),
+    )
+    .unwrap();
+    let limits = std::fs::read_to_string(fixtures.join("limits/lowered-nofile-linux-6.18.txt"))
+        .unwrap()
+        .replace(
+            "Max open files            1024                 4096 ",
+            "Max open files            1024                 1024 ",
+        );
+    let environ = std::fs::read(fixtures.join("provenance/environ-monit-5.33.txt")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let add = |pid: &str, stat: &str, cmdline: &str| {
+        let d = root.join(pid);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("stat"), stat).unwrap();
+        std::fs::write(d.join("limits"), &limits).unwrap();
+        std::fs::write(d.join("cmdline"), cmdline).unwrap();
+        std::fs::write(d.join("cgroup"), "0::/\n").unwrap();
+        d
+    };
+    add(
+        "1",
+        "1 (init) S 0 1 1 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 10 1 1 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
+        "/sbin/init\0",
+    );
+    let svc = add("26010", &stat, "sleep\x00600\x00");
+    std::fs::write(svc.join("environ"), &environ).unwrap();
+    std::fs::set_permissions(svc.join("environ"), std::fs::Permissions::from_mode(0o400)).unwrap();
+    let args = [
+        "--proc-root",
+        root.to_str().unwrap(),
+        "--pid",
+        "26010",
+        "--at-least",
+        "nofile=4096",
+        "-v",
+    ];
+    let setpriv = required(&["/usr/bin/setpriv", "/bin/setpriv"], "util-linux");
+    let mut cmd = Command::new(setpriv);
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(args)
+        .env_clear()
+        .env("LC_ALL", "C");
+    let o = run_command(&mut cmd);
+    assert_eq!(o.code, 2, "{}", o.stdout);
+    assert!(
+        o.stdout.contains(&format!(
+            "who started it is not known: its environment ({}/26010/environ) is not readable by uid 65534: run the check as root or as the service's user to see who started it",
+            root.display()
+        )),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("fix: raise the hard limit in whatever starts it ('ulimit -Hn 4096; ulimit -Sn 4096' in its start command)"),
+        "{}",
+        o.stdout
+    );
+    // As root: Monit, by its environment (no monit runs in this tree to compare with).
+    let o = run_plugin(BIN, args);
+    assert!(
+        o.line1()
+            .contains("started by monit (service 'capsvc'), then reparented"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("no monit is running now"), "{}", o.stdout);
 }
