@@ -243,11 +243,8 @@ impl Selector {
                     file.display()
                 ),
             );
-        } else if root.hides_other_users() && !is_root() {
-            report.unknown(format!(
-                "no process matches {described} among those this user can see: {} is mounted with hidepid, which hides other users' processes; run the check via sudo or add this user to the group named by the mount's gid= option",
-                root.path().display()
-            ));
+        } else if let Some(hidden) = hidden(root, &format!("no process matches {described}")) {
+            report.unknown(hidden);
         } else {
             let hint = match &self.container {
                 Some(c)
@@ -269,7 +266,11 @@ impl Selector {
         let mut pids: Option<Vec<i32>> = None;
         if let Some(pid) = self.pid {
             if !root.process(pid).exists() {
-                return Ok(Err(format!("no process with pid {pid}")));
+                let why = format!("no process with pid {pid}");
+                return match hidden(root, &why) {
+                    Some(e) => Err(e),
+                    None => Ok(Err(why)),
+                };
             }
             pids = Some(vec![thread_group_leader(root, pid)?]);
         }
@@ -338,6 +339,17 @@ fn short_container(c: &str) -> String {
     } else {
         c.to_string()
     }
+}
+
+/// When `root` hides other users' processes from this (non-root) user, what `found` means
+/// is not known: the error saying so and how to fix it.
+fn hidden(root: &ProcRoot, found: &str) -> Option<CheckError> {
+    (!is_root() && root.hides_other_users()).then(|| {
+        CheckError::Other(format!(
+            "{found} among the processes this user can see: {} is mounted with hidepid, which hides other users' processes; run the check via sudo, or add this user to the group named by the mount's gid= option",
+            root.path().display()
+        ))
+    })
 }
 
 fn is_root() -> bool {
@@ -413,10 +425,16 @@ pub fn pid_from_pidfile(root: &ProcRoot, file: &Path) -> Result<Result<i32, Stri
     };
     match root.process(pid).stat() {
         Ok(_) => Ok(Ok(pid)),
-        Err(e) if e.is_not_found() => Ok(Err(format!(
-            "pidfile {} names pid {pid}, which is not running",
-            file.display()
-        ))),
+        Err(e) if e.is_not_found() => {
+            let why = format!(
+                "pidfile {} names pid {pid}, which is not running",
+                file.display()
+            );
+            match hidden(root, &why) {
+                Some(e) => Err(e),
+                None => Ok(Err(why)),
+            }
+        }
         Err(e) => Err(e),
     }
 }

@@ -1,11 +1,15 @@
 //! Test helpers (feature `testing`): real processes with chosen limits and open fds, and a
-//! runner for plugin binaries that checks the contract on every output it sees.
+//! runner for plugin binaries that checks the contract on every output it sees, and
+//! [`FakeProc`], the one builder of fixture /proc trees.
 
 use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod fake_proc;
+pub use fake_proc::{FakeProc, FakeProcess};
 
 /// A child process that holds open fds under a lowered `nofile` limit; killed on drop.
 pub struct Holder {

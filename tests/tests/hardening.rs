@@ -461,3 +461,123 @@ fn bad_input_matrix() {
         failures.join("\n")
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Output that survives transports
+
+/// At default verbosity: the whole output within NRPE v2's 1,024 bytes (with its NUL) and
+/// line 1 with perfdata within Monit's 512; what was cut is counted.
+fn assert_fits_transports(what: &str, o: &Outcome) {
+    assert!(
+        o.stdout.len() < 1024,
+        "{what}: {} bytes:\n{}",
+        o.stdout.len(),
+        o.stdout
+    );
+    assert!(
+        o.line1().len() <= 512,
+        "{what}: line 1 is {} bytes: {}",
+        o.line1().len(),
+        o.line1()
+    );
+}
+
+/// Processes to select: `sleep` with an argument nothing else on the host uses.
+struct Crowd(Vec<std::process::Child>);
+
+impl Crowd {
+    fn start(n: usize, marker: &str) -> Crowd {
+        Crowd(
+            (0..n)
+                .map(|_| {
+                    Command::new("sleep")
+                        .arg(marker)
+                        .stdin(std::process::Stdio::null())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Crowd {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn many_findings_fit_nrpe_and_monit() {
+    let marker = format!("600.{}", std::process::id());
+    let _crowd = Crowd::start(40, &marker);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let re = format!("^sleep {}$", marker.replace('.', r"\."));
+    let state = tempfile::tempdir().unwrap();
+    let state = state.path().to_str().unwrap();
+    let bin = |n: &str| plugin_path(n).to_string_lossy().into_owned();
+
+    // 40 processes over a critical threshold of 0 open files.
+    let o = run_plugin(
+        &bin("check_fd_usage"),
+        ["--cmdline", &re, "-w", "0", "-c", "0"],
+    );
+    assert_eq!(o.code, 2, "{o:?}");
+    assert_fits_transports("check_fd_usage", &o);
+    assert!(o.line1().contains("(+39 more)"), "{o:?}");
+    assert!(
+        o.stdout
+            .lines()
+            .last()
+            .unwrap()
+            .contains("more lines left out (-v shows them)"),
+        "{o:?}"
+    );
+
+    // 40 processes whose limits differ from the expectation.
+    let o = run_plugin(
+        &bin("check_rlimit_match"),
+        ["--cmdline", &re, "--expect", "nofile=7:7"],
+    );
+    assert_eq!(o.code, 1, "{o:?}"); // above the expectation: WARNING
+    assert_fits_transports("check_rlimit_match", &o);
+    assert!(o.line1().contains("more)"), "{o:?}");
+
+    // 40 instances of a service, twice (the second run compares them with the first).
+    for _ in 0..2 {
+        let o = run_plugin(
+            &bin("check_restart_churn"),
+            ["--cmdline", &re, "--state-dir", state],
+        );
+        assert_fits_transports("check_restart_churn", &o);
+    }
+
+    // One process holding 40 listeners: perfdata for each would not fit line 1.
+    let mut server = Command::new("python3")
+        .args(["-c", "import socket,time\nss=[socket.socket() for _ in range(40)]\nfor s in ss:\n s.bind(('127.0.0.1',0)); s.listen(8)\nprint('up',flush=True)\ntime.sleep(600)"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut up = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.as_mut().unwrap()),
+        &mut up,
+    )
+    .unwrap();
+    let pid = server.id().to_string();
+    let o = run_plugin(
+        &bin("check_http_backlog"),
+        ["--pid", &pid, "--state-dir", state, "--queue-warning", "0"],
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_fits_transports("check_http_backlog", &o);
+    assert!(
+        o.stdout
+            .contains("perfdata items left out to keep line 1 within 512 bytes"),
+        "{o:?}"
+    );
+}

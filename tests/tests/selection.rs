@@ -622,3 +622,45 @@ fn proc_root_must_be_a_procfs() {
         );
     }
 }
+
+/// A procfs mounted with `hidepid=invisible` hides root's processes from nagios: that is
+/// UNKNOWN saying so, never "no process matches".
+#[test]
+fn hidepid_is_unknown_for_those_it_hides_from() {
+    if !setup() {
+        return;
+    }
+    let svc = Service::start(&format!("pgh{}", std::process::id() % 100_000), None);
+    let mnt = tempfile::tempdir().unwrap();
+    fs::set_permissions(
+        mnt.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let bin = plugin_path("check_fd_usage").to_string_lossy().into_owned();
+    let pid = svc.pid.to_string();
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--mount",
+        "sh",
+        "-c",
+        "mount -t proc -o hidepid=invisible proc \"$1\" && shift && exec \"$@\"",
+        "sh",
+    ])
+    .arg(mnt.path())
+    .args([
+        "setpriv",
+        "--reuid",
+        "nagios",
+        "--regid",
+        "nagios",
+        "--clear-groups",
+    ])
+    .arg(&bin)
+    .args(["--proc-root", mnt.path().to_str().unwrap(), "--pid", &pid])
+    .env_clear()
+    .env("LC_ALL", "C");
+    let o = run_command(&mut cmd);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(o.line1().contains(&format!("UNKNOWN - no process with pid {pid} among the processes this user can see: {} is mounted with hidepid", mnt.path().display())), "{o:?}");
+}

@@ -1,57 +1,24 @@
 //! check_fd_usage against a fixture /proc tree: what a real host cannot be made to do on
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 //! demand, such as a process exiting between selection and reading its limits.
 
-use std::fs;
-use std::path::Path;
-
-use procguard_common::testing::run_plugin;
+use procguard_common::testing::{run_plugin, FakeProc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_check_fd_usage");
-const LIMITS: &str =
-    include_str!("../../../common/tests/fixtures/proc/limits/lowered-nofile-linux-6.18.txt");
 
-/// A process directory built from this test's own stat and status, renumbered, with
-/// `fds` entries in fd/ and, unless it "exited", a limits file (soft nofile 1024).
-fn fake_process(root: &Path, pid: u32, fds: usize, exited_before_limits: bool) {
-    let dir = root.join(pid.to_string());
-    fs::create_dir_all(dir.join("fd")).unwrap();
-    let stat = fs::read_to_string("/proc/self/stat").unwrap();
-    let rest = &stat[stat.rfind(')').unwrap()..];
-    fs::write(dir.join("stat"), format!("{pid} (sleep{rest}")).unwrap();
-    let status = fs::read_to_string("/proc/self/status").unwrap();
-    let status: String = status
-        .lines()
-        .map(|l| match l.split_once(':') {
-            Some(("Tgid" | "Pid", _)) => format!("{}:\t{pid}\n", l.split(':').next().unwrap()),
-            Some(("Name", _)) => "Name:\tsleep\n".to_string(),
-            _ => format!("{l}\n"),
-        })
-        .collect();
-    fs::write(dir.join("status"), status).unwrap();
-    fs::write(dir.join("cmdline"), "sleep\x00600\x00").unwrap();
-    for fd in 0..fds {
-        fs::write(dir.join("fd").join(fd.to_string()), "").unwrap();
+/// Two `sleep` processes with soft nofile 1024; `exited` ones have no limits file left.
+fn two_sleeps(first: (usize, bool), second: (usize, bool)) -> FakeProc {
+    let proc = FakeProc::new();
+    for (pid, (fds, exited)) in [(999_990, first), (999_991, second)] {
+        let p = proc.process(pid).cmdline(&["sleep", "600"]).fds(fds);
+        if exited { p.without_limits() } else { p }.write();
     }
-    if !exited_before_limits {
-        fs::write(dir.join("limits"), LIMITS).unwrap();
-    }
+    proc
 }
 
 #[test]
 fn a_process_that_exits_mid_check_is_skipped() {
-    let root = tempfile::tempdir().unwrap();
-    fake_process(root.path(), 999_990, 7, false);
-    fake_process(root.path(), 999_991, 3, true);
-    let o = run_plugin(
-        BIN,
-        [
-            "--proc-root",
-            root.path().to_str().unwrap(),
-            "--name",
-            "sleep",
-        ],
-    );
+    let proc = two_sleeps((7, false), (3, true));
+    let o = run_plugin(BIN, ["--proc-root", proc.arg(), "--name", "sleep"]);
     assert_eq!(o.code, 0, "{o:?}");
     assert!(
         o.line1().contains("sleep[999990] 7/1024 open files"),
@@ -62,18 +29,36 @@ fn a_process_that_exits_mid_check_is_skipped() {
 
 #[test]
 fn all_selected_processes_exiting_mid_check_is_not_running() {
-    let root = tempfile::tempdir().unwrap();
-    fake_process(root.path(), 999_990, 7, true);
-    fake_process(root.path(), 999_991, 3, true);
-    let o = run_plugin(
-        BIN,
-        [
-            "--proc-root",
-            root.path().to_str().unwrap(),
-            "--name",
-            "sleep",
-        ],
-    );
+    let proc = two_sleeps((7, true), (3, true));
+    let o = run_plugin(BIN, ["--proc-root", proc.arg(), "--name", "sleep"]);
     assert_eq!(o.code, 2, "{o:?}");
     assert_eq!(o.line1(), "FD_USAGE CRITICAL - not running: every process matching --name sleep exited while being checked");
+}
+
+#[test]
+fn all_mode_over_a_fixture_tree_words_findings_like_selector_mode() {
+    let proc = FakeProc::new();
+    proc.process(10).comm("node").nofile(64, 64).fds(60).write();
+    proc.process(11).comm("idle").nofile(64, 64).fds(2).write();
+    proc.file("sys/fs/file-nr", "2599\t0\t9223372036854775807\n")
+        .file("sys/fs/nr_open", "1073741816\n");
+    let o = run_plugin(BIN, ["--proc-root", proc.arg()]);
+    assert_eq!(o.code, 2, "{o:?}");
+    // --all words the finding exactly as selector mode does.
+    assert!(
+        o.line1().starts_with(
+            "FD_USAGE CRITICAL - node[10] 60/64 open files (93.8% of soft limit; hard 64) (critical > 57) | "
+        ),
+        "{o:?}"
+    );
+    let selected = run_plugin(BIN, ["--proc-root", proc.arg(), "--pid", "10"]);
+    assert_eq!(
+        selected.line1(),
+        "FD_USAGE CRITICAL - node[10] 60/64 open files (93.8% of soft limit; hard 64) (critical > 57) | 'node_fds'=60;51;57;0;64"
+    );
+    assert_eq!(
+        o.perf("file_handles").as_deref(),
+        Some("2599;7378697629483821056;8301034833169298432;0;9223372036854775807")
+    );
+    assert_eq!(o.perf("processes").as_deref(), Some("2;;;0"));
 }
