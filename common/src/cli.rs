@@ -104,6 +104,10 @@ const DURATION_UNITS: [(&str, f64); 5] = [
 
 /// A duration as plain seconds (`2.5`) or numbers with units, largest first: `90s`, `10m`,
 /// `2h30m`, `1d2h`, `4m35s`, `250ms` — so everything [`format_duration`] prints reads back.
+///
+/// # Errors
+///
+/// The text is not such a duration, or too long for a `Duration`: the reason, in words.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid = || format!("duration {text:?} is not valid; use e.g. 90s, 10m, 2h30m, 1d");
     let secs = if text.chars().all(|c| c.is_ascii_digit() || c == '.') {
@@ -144,7 +148,10 @@ fn split_while(s: &str, keep: fn(char) -> bool) -> (&str, &str) {
 }
 
 /// A duration for people: `41s`, `2m10s`, `3h05m`, `2d4h`.
+#[must_use]
 pub fn format_duration(secs: f64) -> String {
+    // Rounded and not negative: whole seconds are what is shown.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let s = secs.max(0.0).round() as u64;
     match s {
         0..=59 => format!("{s}s"),
@@ -230,15 +237,15 @@ mod tests {
     /// Whatever the plugins print as a duration can be given back on the command line.
     #[test]
     fn every_printed_duration_reads_back() {
-        let mut s = 0u64;
+        let mut s = 0u32;
         while s < 400 * 86_400 {
-            let shown = format_duration(s as f64);
+            let shown = format_duration(f64::from(s));
             let back = parse_duration(&shown)
                 .unwrap_or_else(|e| panic!("{s} s printed as {shown:?}: {e}"));
             assert_eq!(format_duration(back.as_secs_f64()), shown, "{s} s");
             // Below an hour the printed form is exact.
             if s < 3600 {
-                assert_eq!(back.as_secs(), s, "{shown}");
+                assert_eq!(back.as_secs(), u64::from(s), "{shown}");
             }
             s += 1 + s / 50;
         }

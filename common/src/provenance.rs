@@ -574,9 +574,20 @@ mod live {
             .into_iter()
             .filter_map(|pid| {
                 let p = root.process(pid);
-                let comm = p.stat().ok()?.comm;
+                // `comm` first (one small read): only a possible match costs more.
+                let comm = p.read("comm").ok()?;
+                let comm = comm.trim_end_matches('\n');
+                let maybe = match kind {
+                    Kind::Monit => comm == "monit",
+                    Kind::Supervisord => comm == "supervisord" || comm.starts_with("python"),
+                    Kind::Pm2 => comm.starts_with("PM2") || comm.starts_with("node"),
+                    _ => true,
+                };
+                if !maybe {
+                    return None;
+                }
                 let cmdline = p.cmdline().ok()?.join(" ");
-                (Kind::recognise(&comm, &comm, &cmdline) == Some(kind))
+                (Kind::recognise(comm, comm, &cmdline) == Some(kind))
                     .then(|| Ancestor::read(&p, item).ok().flatten())
                     .flatten()
             })

@@ -114,6 +114,7 @@ impl Tree {
         fs::write(d.join("cmdline"), argv).unwrap();
         fs::write(d.join("environ"), p.environ).unwrap();
         fs::write(d.join("cgroup"), p.cgroup).unwrap();
+        fs::write(d.join("comm"), format!("{}\n", p.comm)).unwrap();
     }
 }
 

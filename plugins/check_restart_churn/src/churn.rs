@@ -1,4 +1,4 @@
-//! The pure core of check_restart_churn: the state kept between runs, and one run's
+//! The pure core of `check_restart_churn`: the state kept between runs, and one run's
 //! evaluation of what it sees against what the last run saw.
 //!
 //! A run is acquire → evaluate → render. Nothing here reads /proc, the clock or systemd:
@@ -7,11 +7,19 @@
 //! `common` renders) and the next state. So window expiry, inference, PID reuse and
 //! reboots are all tested with fixtures and an injected clock.
 //!
-//! Identity of an instance is (boot_id, pid, starttime) (docs/contract.md §10.3): the same pid with
+//! Identity of an instance is (`boot_id`, pid, starttime) (docs/contract.md §10.3): the same pid with
 //! another start time is another process (PID reuse), and start times only compare
 //! within one boot. Ages come from /proc/uptime, never from the wall clock, so a stepped
 //! clock does not make a process look young; wall time is used only to place events in
 //! the window and to show times.
+
+// Counts, clock ticks and seconds stay far below 2^52, and times are rounded to whole
+// seconds on purpose: the float casts lose nothing that is shown or compared.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +47,7 @@ pub struct Now {
     pub wall: f64,
     /// Seconds since boot (/proc/uptime), the clock process start times are on.
     pub uptime: f64,
-    /// /proc/sys/kernel/random/boot_id.
+    /// `/proc/sys/kernel/random/boot_id`.
     pub boot_id: String,
     /// Clock ticks per second (the unit of starttime).
     pub clk_tck: u64,
@@ -275,9 +283,9 @@ pub struct UnitMark {
     pub name: String,
     /// Boot (monotonic timestamps compare only within one).
     pub boot_id: String,
-    /// NRestarts.
+    /// `NRestarts`.
     pub n_restarts: Option<u64>,
-    /// ExecMainStartTimestampMonotonic.
+    /// `ExecMainStartTimestampMonotonic`.
     pub main_start_mono: Option<u64>,
 }
 
@@ -294,6 +302,7 @@ pub fn evaluate(state: &mut ChurnState, obs: &Observation, policy: &Policy) -> R
 /// of its own module: [`lineup`] (which processes are which, limit drift), [`restarts`]
 /// (restarts since the last run, systemd's counters, the window) and [`words`] (findings,
 /// perfdata, long output).
+#[must_use]
 pub fn judge(prior: &ChurnState, obs: &Observation, policy: &Policy) -> (Report, ChurnState) {
     let mut r = Report::default();
     let now = &obs.now;

@@ -1,9 +1,9 @@
-//! check_restart_churn: counts every restart of a service, whoever restarts it, and says
+//! `check_restart_churn`: counts every restart of a service, whoever restarts it, and says
 //! what each dead instance looked like.
 //!
 //! Monit counts only its own restarts and forgets them, systemd's `NRestarts` only its
 //! automatic ones, and a process check sees only that *a* process runs. This check keeps
-//! each instance of the service ((boot_id, pid, starttime), docs/contract.md §10.3) in a state file
+//! each instance of the service ((`boot_id`, pid, starttime), docs/contract.md §10.3) in a state file
 //! (docs/contract.md §8) and compares every run with the last. The judging is the pure
 //! [`churn::evaluate`]; this file only reads /proc, systemd and the clock, and hands the
 //! state store the closure that judges.
@@ -35,6 +35,8 @@ use churn::{Now, Observation, Policy, Seen, UnitInfo};
 /// service's main process (--pidfile, --unit, or --name with --ppid 1): with several
 /// processes, any of them being replaced is one restart per run.
 #[derive(Parser, Debug)]
+// The doc comment is the --help text, shown as written (no Markdown).
+#[allow(clippy::doc_markdown)]
 // A later option overrides an earlier one: Nagios/Monit command definitions often append
 // to a base command line (`... --key svc` then `--key other`).
 #[command(
@@ -96,6 +98,7 @@ const UNIT_PROPERTIES: [&str; 2] = ["NRestarts", "ExecMainStartTimestampMonotoni
 impl Args {
     /// The state key: `restart_churn.` and `--key`, else the selectors as given (stable
     /// across runs; the store makes it file-name safe).
+    #[must_use]
     pub fn state_key(&self) -> String {
         match &self.key {
             Some(k) => format!("restart_churn.{k}"),
@@ -130,6 +133,11 @@ impl Args {
 }
 
 /// The check.
+///
+/// # Errors
+///
+/// A usage error (nothing selected, a percentage threshold), a process that cannot be
+/// read, or a state store that cannot be used.
 pub fn check(args: &Args) -> Result<Report, CheckError> {
     if args.select.is_empty() {
         return Err(CheckError::Config(
@@ -247,13 +255,17 @@ fn read_unit(unit: &str) -> Result<UnitInfo, String> {
 }
 
 /// Reads the counters out of parsed `systemctl show` properties.
-pub fn unit_info(
+///
+/// # Errors
+///
+/// A property that is not a number, in words.
+pub fn unit_info<S: std::hash::BuildHasher>(
     name: &str,
-    props: &std::collections::HashMap<String, String>,
+    props: &std::collections::HashMap<String, String, S>,
 ) -> Result<UnitInfo, String> {
     let number = |key: &str| -> Result<Option<u64>, String> {
         match props.get(key).map(|v| v.trim()) {
-            None | Some("") | Some("[not set]") => Ok(None),
+            None | Some("" | "[not set]") => Ok(None),
             Some(v) => v
                 .parse()
                 .map(Some)
@@ -283,17 +295,19 @@ fn read_now(root: &ProcRoot) -> Result<Now, CheckError> {
 
 /// Seconds east of UTC at `wall` in the host's zone (0 if unknown).
 fn utc_offset(wall: f64) -> i64 {
+    #[allow(clippy::cast_possible_truncation)] // whole seconds are what localtime_r takes
     let t = wall as libc::time_t;
     // SAFETY: zeroed tm is a valid out-parameter for localtime_r.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: valid pointers to a time_t and a tm.
-    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+    if unsafe { libc::localtime_r(std::ptr::from_ref(&t), std::ptr::from_mut(&mut tm)) }.is_null() {
         return 0;
     }
     tm.tm_gmtoff
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // the values compared are exact by construction
 mod tests {
     use super::*;
     use std::path::PathBuf;
@@ -359,7 +373,9 @@ mod tests {
         let a = parse(&["--name", "node"]);
         assert_eq!(a.window, Duration::from_secs(3600));
         let p = a.policy().unwrap();
-        let states: Vec<Status> = (0..5).map(|n| p.thresholds.evaluate(n as f64)).collect();
+        let states: Vec<Status> = (0..5)
+            .map(|n| p.thresholds.evaluate(f64::from(n)))
+            .collect();
         assert_eq!(
             states,
             [
@@ -458,6 +474,7 @@ mod tests {
 
     #[test]
     fn a_fake_systemctl_is_run_for_the_unit() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let fake = dir.path().join("systemctl");
         std::fs::write(
@@ -465,7 +482,6 @@ mod tests {
             "#!/bin/sh\n[ \"$1 $2 $3 $4\" = 'show --no-pager --property=NRestarts,ExecMainStartTimestampMonotonic --' ] || exit 9\necho \"Unit=$5\"\necho NRestarts=3\necho ExecMainStartTimestampMonotonic=42\n",
         )
         .unwrap();
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
         let read_unit = |systemctl: &std::path::Path, unit: &str| {
             let name = systemd::unit_name(unit);

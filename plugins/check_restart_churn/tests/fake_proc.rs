@@ -1,6 +1,7 @@
 //! The binary against a fake /proc (`--proc-root`) built from captured files: PID reuse
 //! end to end, and a run that cannot read every process leaving the state alone.
 #![allow(clippy::unwrap_used)] // fixture-writing helpers outside #[test] fns
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // fixture start times: small whole tick counts
 
 use std::fs;
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! check_restart_churn against real processes: a test supervisor restarts a child and the
+//! `check_restart_churn` against real processes: a test supervisor restarts a child and the
 //! plugin binary runs between restarts, each test with its own state directory.
 
 use std::os::unix::fs::PermissionsExt;

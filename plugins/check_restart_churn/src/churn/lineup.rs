@@ -53,12 +53,11 @@ impl Lineup {
         let mut current = Vec::new();
         let mut new_idx = Vec::new();
         for s in seen {
-            match prior.instances.iter().find(|i| i.same(&now.boot_id, s)) {
-                Some(known) => current.push(still_running(known, s, now)),
-                None => {
-                    new_idx.push(current.len());
-                    current.push(first_seen(s, now));
-                }
+            if let Some(known) = prior.instances.iter().find(|i| i.same(&now.boot_id, s)) {
+                current.push(still_running(known, s, now));
+            } else {
+                new_idx.push(current.len());
+                current.push(first_seen(s, now));
             }
         }
         let gone: Vec<Instance> = prior

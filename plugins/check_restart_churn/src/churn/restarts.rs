@@ -91,19 +91,18 @@ pub(super) fn systemd(
         .map(|e| e.count)
         .sum();
     if counted > observed && !since.rebooted && !since.first {
-        match events.iter_mut().find(|e| e.kind != Kind::Reboot) {
-            Some(e) => e.count = counted,
-            None => {
-                let newest = lineup.newest_new();
-                events.push(Event {
-                    at: main_started(info, now),
-                    count: counted,
-                    kind: Kind::Systemd,
-                    counted: true,
-                    old: lineup.old_for(newest, false),
-                    new_pid: newest.map(|n| n.pid),
-                });
-            }
+        if let Some(e) = events.iter_mut().find(|e| e.kind != Kind::Reboot) {
+            e.count = counted;
+        } else {
+            let newest = lineup.newest_new();
+            events.push(Event {
+                at: main_started(info, now),
+                count: counted,
+                kind: Kind::Systemd,
+                counted: true,
+                old: lineup.old_for(newest, false),
+                new_pid: newest.map(|n| n.pid),
+            });
         }
     }
     UnitMark {
@@ -136,7 +135,7 @@ pub(super) fn in_window(earlier: &[Event], new: Vec<Event>, window: f64, now: &N
     events
 }
 
-/// Restarts systemd counted since the last run: the NRestarts increase (a decrease is a
+/// Restarts systemd counted since the last run: the `NRestarts` increase (a decrease is a
 /// reset and re-baselines), at least 1 when the main process's start time moved.
 fn unit_restarts(prev: Option<&UnitMark>, info: &UnitInfo, now: &Now, r: &mut Report) -> u64 {
     let Some(prev) = prev.filter(|p| p.boot_id == now.boot_id && p.name == info.name) else {

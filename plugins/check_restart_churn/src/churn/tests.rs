@@ -1,5 +1,7 @@
 //! The core against fixtures and an injected clock: no processes, no sleeps.
 #![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better in a scenario
+#![allow(clippy::float_cmp)] // the simulated clock's values are exact by construction
+#![allow(clippy::unnecessary_wraps)] // `unit()` returns what `Sim::unit` holds
 
 use super::*;
 use procguard_common::Status;

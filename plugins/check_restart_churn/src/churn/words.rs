@@ -1,6 +1,8 @@
 //! Phases 6 and 7 of a run, and the words for times and events: the findings (down, limit
 //! drift, the restart count, a young service), the perfdata and the long output.
 
+use std::fmt::Write;
+
 use procguard_common::cli::format_duration;
 use procguard_common::proc::limits::show;
 use procguard_common::proc::who;
@@ -126,7 +128,7 @@ fn down(prior: &ChurnState, obs: &Observation, now: &Now) -> String {
         format_duration(now.wall - seen)
     );
     if let Some(why) = why {
-        t.push_str(&format!(": {why}"));
+        let _ = write!(t, ": {why}");
     }
     let last = prior
         .instances
@@ -135,12 +137,13 @@ fn down(prior: &ChurnState, obs: &Observation, now: &Now) -> String {
         .max_by(|a, b| a.last_seen.total_cmp(&b.last_seen));
     if let Some(last) = last {
         // Up to its last sighting: how long it really lived is not known.
-        t.push_str(&format!(
+        let _ = write!(
+            t,
             "; last instance {} was up {}{}",
             last.who(),
             format_duration(last.lived(None)),
             last_seen_at(last.fds, last.nofile).replacen(';', ",", 1)
-        ));
+        );
     }
     t
 }
@@ -209,15 +212,16 @@ fn hints(events: &[&Event]) -> String {
         lives.iter().copied().reduce(f64::max),
     ) {
         if lives.len() == 1 {
-            out.push_str(&format!("; instance lived {}", format_duration(max)));
+            let _ = write!(out, "; instance lived {}", format_duration(max));
         } else if format_duration(min) == format_duration(max) {
-            out.push_str(&format!("; instances lived {}", format_duration(max)));
+            let _ = write!(out, "; instances lived {}", format_duration(max));
         } else {
-            out.push_str(&format!(
+            let _ = write!(
+                out,
                 "; instances lived {}-{}",
                 format_duration(min),
                 format_duration(max)
-            ));
+            );
         }
     }
     if let Some(last) = events.iter().rev().find_map(|e| e.old.as_ref()) {
@@ -277,6 +281,7 @@ pub(super) fn describe_event(e: &Event, now: &Now, since_last: Option<f64>) -> S
 }
 
 /// A duration as given on the command line: `1h`, `10m`, `1d`, else `2m10s`.
+#[must_use]
 pub fn span(secs: f64) -> String {
     let s = secs.round() as u64;
     match s {
@@ -289,11 +294,13 @@ pub fn span(secs: f64) -> String {
 }
 
 /// A time for people, in the host's zone: `12:01` today, else `2026-11-25 12:01`.
+#[must_use]
 pub fn clock(wall: f64, now: &Now) -> String {
     format_time(wall, now, false)
 }
 
 /// Like [`clock`] with seconds.
+#[must_use]
 pub fn clock_secs(wall: f64, now: &Now) -> String {
     format_time(wall, now, true)
 }
