@@ -272,6 +272,11 @@ impl Marks {
             .unit
             .clone()
             .filter(|u| u.ends_with(".service") && !u.starts_with("user@"));
+        // A daemonized service stays in its supervisor's cgroup: a supervisor's own unit
+        // names that supervisor, not systemd.
+        if let Some(kind) = service_unit.as_deref().and_then(supervisor_unit) {
+            return Some((kind, None, "cgroup".into()));
+        }
         if self.var("INVOCATION_ID").is_some() || service_unit.is_some() {
             let s = if self.var("INVOCATION_ID").is_some() {
                 "INVOCATION_ID, cgroup".to_string()
@@ -286,6 +291,19 @@ impl Marks {
         }
         None
     }
+}
+
+/// The supervisor whose own systemd unit this is (`monit.service`, `supervisor.service`,
+/// `pm2-root.service`, `cron.service`).
+fn supervisor_unit(unit: &str) -> Option<Kind> {
+    let stem = unit.strip_suffix(".service")?;
+    Some(match stem {
+        "monit" => Kind::Monit,
+        "supervisor" | "supervisord" => Kind::Supervisord,
+        "cron" | "crond" => Kind::Cron,
+        _ if stem.starts_with("pm2-") => Kind::Pm2,
+        _ => return None,
+    })
 }
 
 /// The identifying variables of a NUL-separated environment block.
@@ -532,6 +550,9 @@ fn starter_from_marks(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
             format!("{evidence} in its environment")
         },
     };
+    if evidence == "cgroup" && !matches!(kind, Kind::Container(_) | Kind::Systemd) {
+        s.unit.clone_from(&t.marks.unit);
+    }
     match kind {
         Kind::Monit => live::monit(root, t, &mut s),
         Kind::Supervisord => live::supervisord(root, t, &mut s),

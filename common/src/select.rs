@@ -188,7 +188,7 @@ impl Selector {
             }
         };
         let mut filter = Filter::new(self, candidates.ns_pid)?;
-        let me = std::process::id() as i32;
+        let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
         let my_shell = parent_shell(root, me);
         let mut found = Vec::new();
         for (pid, stat) in candidates.pids {
@@ -207,10 +207,8 @@ impl Selector {
             self.report_none(root, &filter, report);
         }
         found.sort_by_key(|s| (s.starttime, s.pid));
-        number_labels(
-            &mut found,
-            label.map(str::to_string).or_else(|| self.stable_label()),
-        );
+        let stem = label.map(str::to_string).or_else(|| self.stable_label());
+        number_labels(&mut found, stem.as_deref());
         Ok(found)
     }
 
@@ -313,8 +311,8 @@ struct Candidates {
 
 /// Sets each process's label: `stem`, or `stem_1`.. by start time when several share it;
 /// without a stem, per process name (see the module documentation).
-fn number_labels(found: &mut [Selected], stem: Option<String>) {
-    let stem_of = |s: &Selected| stem.clone().unwrap_or_else(|| s.name.clone());
+fn number_labels(found: &mut [Selected], stem: Option<&str>) {
+    let stem_of = |s: &Selected| stem.map_or_else(|| s.name.clone(), str::to_string);
     let mut groups: BTreeMap<String, usize> = BTreeMap::new();
     for s in found.iter() {
         *groups.entry(stem_of(s)).or_default() += 1;
@@ -541,8 +539,8 @@ impl<'a> Filter<'a> {
     ) -> Result<Option<Selected>, CheckError> {
         match self.step(p, stat)? {
             Step::Rejected => Ok(None),
-            Step::Exited(pid, ppid) => {
-                self.zombies.push((pid, ppid));
+            Step::Exited(zombie, parent) => {
+                self.zombies.push((zombie, parent));
                 Ok(None)
             }
             Step::Selected(s) => Ok(Some(s)),
@@ -739,7 +737,7 @@ mod tests {
     #[test]
     fn selects_this_test_process_by_pid_and_not_itself_by_scan() {
         let root = ProcRoot::new("/proc");
-        let me = std::process::id() as i32;
+        let me = i32::try_from(std::process::id()).unwrap();
         let mut report = Report::default();
         let found = sel(&["--pid", &me.to_string()])
             .resolve(&root, None, &mut report)
@@ -818,7 +816,7 @@ mod tests {
     }
 
     /// A fixture /proc entry. `stat` is kthreadd's line from a 6.18 host with the fields
-    /// under test put in; `status` is this test's own with the ids and NSpid replaced.
+    /// under test put in; `status` is this test's own with the ids and `NSpid` replaced.
     struct Fake<'a> {
         pid: i32,
         comm: &'a str,
@@ -839,7 +837,7 @@ mod tests {
                 state: 'S',
                 ppid: 1,
                 kernel: false,
-                starttime: 1000 + pid as u64,
+                starttime: 1000 + u64::try_from(pid).unwrap(),
                 argv: &[],
                 cgroup: "0::/system.slice/app.service\n",
                 nspid: &[],
@@ -849,7 +847,7 @@ mod tests {
         fn write(&self, root: &Path) {
             let dir = root.join(self.pid.to_string());
             fs::create_dir_all(&dir).unwrap();
-            let flags = if self.kernel { 2129984 } else { 4194560 };
+            let flags = if self.kernel { 2_129_984 } else { 4_194_560 };
             let stat = format!(
                 "{} ({}) {} {} 0 0 0 -1 {flags} 0 0 0 0 0 1 0 0 20 0 1 0 {} 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 1 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
                 self.pid, self.comm, self.state, self.ppid, self.starttime
@@ -873,7 +871,7 @@ mod tests {
                 })
                 .collect();
             fs::write(dir.join("status"), status).unwrap();
-            let cmdline: String = self.argv.iter().map(|a| format!("{a}\0")).collect();
+            let cmdline: String = self.argv.iter().flat_map(|a| [*a, "\0"]).collect();
             fs::write(dir.join("cmdline"), cmdline).unwrap();
             fs::write(dir.join("cgroup"), self.cgroup).unwrap();
         }
@@ -1150,7 +1148,10 @@ mod tests {
         if unsafe { libc::geteuid() } != 0 {
             return; // the links below need root to own (or give away) them
         }
-        assert_eq!(read_pidfile(&link).unwrap(), Ok(std::process::id() as i32));
+        assert_eq!(
+            read_pidfile(&link).unwrap(),
+            Ok(i32::try_from(std::process::id()).unwrap())
+        );
         let c = std::ffi::CString::new(link.to_str().unwrap()).unwrap();
         // SAFETY: c is a valid path.
         assert_eq!(unsafe { libc::lchown(c.as_ptr(), 65534, 65534) }, 0);

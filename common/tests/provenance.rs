@@ -565,3 +565,127 @@ fn the_same_advice_whatever_the_expectation_says_about_the_hard_limit() {
     // Nothing to raise: no fix.
     assert_eq!(remediation::fix(&p, rl(1024, 4096)), None);
 }
+
+/// Monit runs under systemd; the daemonized service stays in monit.service's cgroup. With
+/// no environment to read, the cgroup names Monit (not systemd) and the running monit's
+/// control file, which watches the service's pidfile, names the service.
+#[test]
+fn daemonized_under_monit_in_its_unit_without_environment() {
+    let t = Tree::new();
+    let pidfile = t.path().join("web.pid");
+    fs::write(&pidfile, "700\n").unwrap();
+    let rc = t.path().join("monitrc");
+    fs::write(
+        &rc,
+        format!("check process web with pidfile {}\n", pidfile.display()),
+    )
+    .unwrap();
+    let rc_s = rc.display().to_string();
+    let cg = "0::/system.slice/monit.service\n";
+    t.add(&P {
+        pid: 600,
+        comm: "monit",
+        cmdline: &["/usr/bin/monit", "-c", &rc_s],
+        cgroup: cg,
+        ..P::default()
+    });
+    t.add(&P {
+        pid: 700,
+        pgrp: 650,
+        session: 650,
+        comm: "web",
+        cmdline: &["/srv/web"],
+        cgroup: cg,
+        ..P::default()
+    });
+    let p = provenance::trace(&t.root(), 700, "nofile");
+    let s = p.starter.as_ref().unwrap();
+    assert_eq!(s.kind, Kind::Monit);
+    assert_eq!(s.process.as_ref().unwrap().pid, 600);
+    assert_eq!(s.service.as_deref(), Some("web"));
+    assert_eq!(s.unit.as_deref(), Some("monit.service"));
+    let fix = remediation::fix(&p, rl(65536, 65536)).unwrap();
+    assert!(
+        fix.contains("or raise Monit's own limit (LimitNOFILE=65536 in monit.service)"),
+        "{fix}"
+    );
+}
+
+#[test]
+fn s6_soft_only_uses_s6_softlimit() {
+    let t = Tree::new();
+    t.add(&P {
+        pid: 80,
+        comm: "s6-supervise",
+        cmdline: &["s6-supervise", "api"],
+        nofile: (1024, 65536),
+        ..P::default()
+    });
+    t.add(&P {
+        pid: 81,
+        ppid: 80,
+        comm: "api",
+        cmdline: &["/srv/api"],
+        nofile: (1024, 65536),
+        ..P::default()
+    });
+    let p = provenance::trace(&t.root(), 81, "nofile");
+    let fix = remediation::fix(&p, rl(8192, 65536)).unwrap();
+    assert_eq!(
+        fix,
+        "fix (s6): 's6-softlimit -o 8192' before exec in the run script of api (sets the soft limit only); now: prlimit --pid 81 --nofile=8192:65536"
+    );
+}
+
+/// A job cron started daemonized itself; its cgroup is cron's unit.
+#[test]
+fn a_cron_job_that_daemonized() {
+    let t = Tree::new();
+    t.add(&P {
+        pid: 90,
+        pgrp: 88,
+        session: 88,
+        comm: "report",
+        cmdline: &["/usr/local/bin/report"],
+        cgroup: "0::/system.slice/cron.service\n",
+        ..P::default()
+    });
+    let p = provenance::trace(&t.root(), 90, "nofile");
+    assert_eq!(p.starter.as_ref().unwrap().kind, Kind::Cron);
+    let fix = remediation::fix(&p, rl(4096, 4096)).unwrap();
+    assert!(
+        fix.starts_with(
+            "fix (cron): jobs get cron's limits: start the job's command with 'ulimit -Sn 4096;'"
+        ),
+        "{fix}"
+    );
+}
+
+/// A PM2 app whose parent is gone: the PM2 daemon of its PM2_HOME is found.
+#[test]
+fn pm2_app_reparented() {
+    let t = Tree::new();
+    t.add(&P {
+        pid: 300,
+        comm: "PM2 v5.3.0: God",
+        cmdline: &["PM2 v5.3.0: God Daemon (/home/app/.pm2)"],
+        nofile: (1024, 4096),
+        ..P::default()
+    });
+    t.add(&P {
+        pid: 310,
+        pgrp: 305,
+        session: 305,
+        comm: "node",
+        cmdline: &["node", "/srv/app.js"],
+        nofile: (1024, 4096),
+        environ: "PM2_HOME=/home/app/.pm2\0pm_id=3\0name=app\0",
+        ..P::default()
+    });
+    let p = provenance::trace(&t.root(), 310, "nofile");
+    let s = p.starter.as_ref().unwrap();
+    assert_eq!(s.kind, Kind::Pm2);
+    assert_eq!(s.process.as_ref().unwrap().pid, 300);
+    assert_eq!(s.service.as_deref(), Some("app"));
+    assert!(p.summary().starts_with(", started by "), "{}", p.summary());
+}

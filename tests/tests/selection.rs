@@ -118,7 +118,7 @@ impl Service {
             .trim()
             .parse()
             .unwrap();
-        let pid = pid_of(child.id() as i32);
+        let pid = pid_of(i32::try_from(child.id()).unwrap());
         Service {
             child,
             pid,
@@ -196,7 +196,7 @@ fn labels(o: &Outcome) -> Vec<String> {
 
 fn args(list: &[&str], extra: &[String]) -> Vec<String> {
     list.iter()
-        .map(|s| s.to_string())
+        .map(ToString::to_string)
         .chain(extra.iter().cloned())
         .collect()
 }
@@ -352,7 +352,7 @@ fn a_zombie_is_critical_not_running() {
     child.wait().unwrap();
 }
 
-/// As nagios, a bare check_fd_usage counted every kernel thread as "unreadable".
+/// As nagios, a bare `check_fd_usage` counted every kernel thread as "unreadable".
 #[test]
 fn kernel_threads_are_not_counted() {
     if !setup() {
@@ -459,13 +459,13 @@ fn container_id(salt: u64) -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_nanos() as u64;
+        .subsec_nanos();
     format!(
         "{:016x}{:016x}{:016x}{:016x}",
         t,
-        u64::from(std::process::id()),
+        std::process::id(),
         salt,
-        t ^ salt
+        u64::from(t) ^ salt
     )
 }
 

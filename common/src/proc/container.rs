@@ -178,6 +178,7 @@ mod tests {
 
     const ID: &str = "3f4e5a6b7c8d9e0f11223344556677889900aabbccddeeff0011223344556677";
 
+    #[allow(clippy::unnecessary_wraps)] // reads as the expected value in the table
     fn c(runtime: Runtime, key: &str) -> Option<Container> {
         Some(Container {
             runtime,

@@ -363,7 +363,7 @@ impl Process<'_> {
     ///
     /// On the real procfs of Linux >= 6.2, `stat(/proc/PID/fd).st_size` is the count: O(1)
     /// whatever the number of fds, and allowed for any user. Elsewhere (older kernels,
-    /// fixture trees, where st_size is 0 or a byte size) the directory is counted.
+    /// fixture trees, where `st_size` is 0 or a byte size) the directory is counted.
     pub fn fd_count(&self) -> Result<u64, CheckError> {
         let dir = self.path("fd");
         if self.root.is_procfs {
@@ -401,6 +401,8 @@ impl Process<'_> {
 
     /// Seconds since the process started, from its `starttime` and the root's uptime.
     pub fn age_secs(&self, stat: &Stat) -> Result<f64, CheckError> {
+        // Ticks since boot and ticks per second stay far below 2^52: exact as f64.
+        #[allow(clippy::cast_precision_loss)]
         let started = stat.starttime as f64 / clock_ticks() as f64;
         Ok((self.root.uptime_secs()? - started).max(0.0))
     }
@@ -466,6 +468,8 @@ fn looks_like_proc(path: &Path) -> bool {
 
 /// The unit named by a cgroup path: the last component that is a service or scope,
 /// e.g. `/system.slice/nginx.service` -> `nginx.service`.
+// Unit suffixes are case-sensitive: `x.SERVICE` is no service.
+#[allow(clippy::case_sensitive_file_extension_comparisons)]
 pub fn unit_in_cgroup_path(path: &str) -> Option<String> {
     path.split('/')
         .rev()
@@ -512,7 +516,7 @@ mod tests {
             FileNr::parse("2599\t0\t2466165\n"),
             Ok(FileNr {
                 allocated: 2599,
-                max: 2466165
+                max: 2_466_165
             })
         );
         assert!(FileNr::parse("1\t2\n").is_err());
@@ -590,13 +594,16 @@ mod tests {
     fn self_matches_the_kernel() {
         let root = ProcRoot::new("/proc");
         assert!(root.is_procfs());
-        let me = root.process(std::process::id() as i32);
+        let me = root.process(i32::try_from(std::process::id()).unwrap());
         let mut rl = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
         };
         // SAFETY: rl is a valid rlimit to fill.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) }, 0);
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut rl) },
+            0
+        );
         let nofile = me.limits().unwrap().nofile();
         assert_eq!(nofile.soft, Some(rl.rlim_cur));
         assert_eq!(nofile.hard, Some(rl.rlim_max));

@@ -91,7 +91,6 @@ impl Observation {
 /// with no listeners.
 pub fn observe(args: &Args, root: &ProcRoot, deadline: Instant) -> Result<Observation, CheckError> {
     let mut obs = Observation::new(Source::SockDiag, None);
-    obs.target = Target::from_args(args)?;
     let mut pids = Vec::new();
     if !args.select.is_empty() {
         pids = select(args, root, deadline, &mut obs)?;
@@ -100,6 +99,13 @@ pub fn observe(args: &Args, root: &ProcRoot, deadline: Instant) -> Result<Observ
         }
     }
     let ns = namespace(args, root, &pids, &mut obs.notes)?;
+    // A URL's host is local or not in the namespace looked at.
+    obs.target = match &ns {
+        Some(n) => n
+            .run_in(|| Target::from_args(args))
+            .unwrap_or_else(|_| Target::from_args(args))?,
+        None => Target::from_args(args)?,
+    };
     obs.netns = ns.as_ref().map(|n| (n.inode, n.describe()));
     let net = Net {
         root,
