@@ -11,6 +11,7 @@ use procguard_common::proc::container::Runtime;
 use procguard_common::proc::{ProcRoot, Rlimit};
 use procguard_common::provenance::{self, Kind, SoftOrigin};
 use procguard_common::remediation;
+use procguard_common::testing::FakeProc;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc");
 
@@ -18,10 +19,8 @@ fn fixture(name: &str) -> String {
     fs::read_to_string(Path::new(FIXTURES).join(name)).unwrap()
 }
 
-/// A fake /proc tree in a temporary directory.
-struct Tree {
-    dir: tempfile::TempDir,
-}
+/// A fake /proc tree with `systemd` as PID 1 (common's one fixture-tree builder).
+struct Tree(FakeProc);
 
 /// One process of a [`Tree`].
 struct P<'a> {
@@ -54,9 +53,7 @@ impl Default for P<'_> {
 
 impl Tree {
     fn new() -> Tree {
-        let t = Tree {
-            dir: tempfile::tempdir().unwrap(),
-        };
+        let t = Tree(FakeProc::new());
         t.add(&P {
             pid: 1,
             ppid: 0,
@@ -71,50 +68,26 @@ impl Tree {
     }
 
     fn root(&self) -> ProcRoot {
-        ProcRoot::new(self.dir.path())
+        self.0.root()
     }
 
     fn path(&self) -> &Path {
-        self.dir.path()
+        self.0.path()
     }
 
     fn add(&self, p: &P) {
-        let d = self.dir.path().join(p.pid.to_string());
-        fs::create_dir_all(&d).unwrap();
-        // The real stat line of a daemonized service, with this process's fields.
-        let real = fixture("provenance/stat-daemonized-under-monit-linux-6.18.txt");
-        let rest = real.split_once(") ").unwrap().1;
-        let fields: Vec<&str> = rest.split(' ').collect();
-        let (pgrp, session) = (
-            if p.pgrp == 0 { p.pid } else { p.pgrp },
-            if p.session == 0 { p.pid } else { p.session },
-        );
-        let mut f: Vec<String> = fields.iter().map(ToString::to_string).collect();
-        f[1] = p.ppid.to_string();
-        f[2] = pgrp.to_string();
-        f[3] = session.to_string();
-        fs::write(
-            d.join("stat"),
-            format!("{} ({}) {}", p.pid, p.comm, f.join(" ")),
-        )
-        .unwrap();
-        let limits = fixture("limits/lowered-nofile-linux-6.18.txt").replace(
-            "Max open files            1024                 4096 ",
-            &format!(
-                "Max open files            {:<20} {:<20}",
-                p.nofile.0, p.nofile.1
-            ),
-        );
-        fs::write(d.join("limits"), limits).unwrap();
-        let argv: String = p.cmdline.iter().fold(String::new(), |mut all, a| {
-            all.push_str(a);
-            all.push('\0');
-            all
-        });
-        fs::write(d.join("cmdline"), argv).unwrap();
-        fs::write(d.join("environ"), p.environ).unwrap();
-        fs::write(d.join("cgroup"), p.cgroup).unwrap();
-        fs::write(d.join("comm"), format!("{}\n", p.comm)).unwrap();
+        let or_own = |v: i32| if v == 0 { p.pid } else { v };
+        self.0
+            .process(p.pid)
+            .ppid(p.ppid)
+            .pgrp(or_own(p.pgrp))
+            .session(or_own(p.session))
+            .comm(p.comm)
+            .cmdline(p.cmdline)
+            .nofile(p.nofile.0, p.nofile.1)
+            .environ(p.environ)
+            .cgroup(p.cgroup)
+            .write();
     }
 }
 

@@ -106,6 +106,9 @@ impl FakeProc {
             environ: String::new(),
             cgroup: "0::/\n".into(),
             fds: 0,
+            state: None,
+            kernel_thread: false,
+            ns_pids: Vec::new(),
         }
     }
 }
@@ -146,9 +149,32 @@ pub struct FakeProcess<'t> {
     environ: String,
     cgroup: String,
     fds: usize,
+    state: Option<char>,
+    kernel_thread: bool,
+    ns_pids: Vec<i32>,
 }
 
 impl FakeProcess<'_> {
+    /// The state letter in stat (default the fixture's `S`; `Z` for a zombie).
+    pub fn state(mut self, state: char) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// A kernel thread: `PF_KTHREAD` in stat's flags and an empty command line.
+    pub fn kernel_thread(mut self) -> Self {
+        self.kernel_thread = true;
+        self.cmdline = Some(Vec::new());
+        self
+    }
+
+    /// Its PIDs in nested PID namespaces, outermost first (`NSpid`/`NStgid` after its own):
+    /// `&[1]` for PID 1 of a container.
+    pub fn ns_pids(mut self, inner: &[i32]) -> Self {
+        self.ns_pids = inner.to_vec();
+        self
+    }
+
     /// The parent PID (default 1).
     pub fn ppid(mut self, ppid: i32) -> Self {
         self.ppid = ppid;
@@ -244,6 +270,7 @@ impl FakeProcess<'_> {
         fs::create_dir_all(t.path().join(&dir).join("fd"))
             .unwrap_or_else(|e| panic!("{dir}/fd: {e}"));
         t.file(&format!("{dir}/stat"), &self.stat());
+        t.file(&format!("{dir}/comm"), &format!("{}\n", self.comm));
         t.file(&format!("{dir}/status"), &self.status());
         if let Some(limits) = &self.limits {
             t.file(&format!("{dir}/limits"), limits);
@@ -261,7 +288,8 @@ impl FakeProcess<'_> {
         }
     }
 
-    /// The fixture's stat line with pid, comm, ppid, pgrp, session and starttime replaced.
+    /// The fixture's stat line with pid, comm, ppid, pgrp, session, starttime and, where
+    /// set, state and the kernel-thread flag replaced.
     fn stat(&self) -> String {
         let rest = STAT.trim_end().rsplit_once(") ").map_or("", |(_, r)| r);
         // Fields after comm, numbered from 3 (state) as in proc(5).
@@ -270,6 +298,13 @@ impl FakeProcess<'_> {
         f[2] = self.pgrp.unwrap_or(self.pid).to_string();
         f[3] = self.session.unwrap_or(self.pid).to_string();
         f[19] = self.starttime.to_string();
+        if let Some(state) = self.state {
+            f[0] = state.to_string();
+        }
+        if self.kernel_thread {
+            let flags: u32 = f[6].parse().unwrap_or(0);
+            f[6] = (flags | 0x0020_0000).to_string(); // PF_KTHREAD
+        }
         format!("{} ({}) {}\n", self.pid, self.comm, f.join(" "))
     }
 
@@ -286,7 +321,12 @@ impl FakeProcess<'_> {
                 let key = line.split(':').next().unwrap_or_default();
                 let value = match key {
                     "Name" => self.comm.clone(),
-                    "Tgid" | "Pid" | "NStgid" | "NSpid" => pid.to_string(),
+                    "Tgid" | "Pid" => pid.to_string(),
+                    "NStgid" | "NSpid" => std::iter::once(pid)
+                        .chain(self.ns_pids.iter().copied())
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\t"),
                     "PPid" => self.ppid.to_string(),
                     "NSpgid" => pgrp.to_string(),
                     "NSsid" => session.to_string(),

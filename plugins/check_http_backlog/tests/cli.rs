@@ -7,30 +7,21 @@ use std::path::Path;
 
 use std::process::Command;
 
-use procguard_common::testing::{run_command, Outcome};
+use procguard_common::testing::{run_command, FakeProc, Outcome};
 
 const BIN: &str = env!("CARGO_BIN_EXE_check_http_backlog");
 
-fn fake_root(dir: &Path, tcp6: &str) {
+/// A /proc with the listening sockets and TcpExt counters of a real Linux 6.18 host.
+fn fake_root(proc: &FakeProc, tcp6: &str) {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc/net");
-    std::fs::create_dir_all(dir.join("net")).unwrap();
-    std::fs::create_dir_all(dir.join("sys/kernel/random")).unwrap();
-    std::fs::copy(
-        fixtures.join("tcp-listen-linux-6.18.txt"),
-        dir.join("net/tcp"),
-    )
-    .unwrap();
-    std::fs::write(dir.join("net/tcp6"), tcp6).unwrap();
-    std::fs::copy(
-        fixtures.join("netstat-linux-6.18.txt"),
-        dir.join("net/netstat"),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("sys/kernel/random/boot_id"),
-        "6e1c3b1a-0000-4000-8000-000000000001\n",
-    )
-    .unwrap();
+    let fixture = |name: &str| std::fs::read_to_string(fixtures.join(name)).unwrap();
+    proc.file("net/tcp", &fixture("tcp-listen-linux-6.18.txt"))
+        .file("net/tcp6", tcp6)
+        .file("net/netstat", &fixture("netstat-linux-6.18.txt"))
+        .file(
+            "sys/kernel/random/boot_id",
+            "6e1c3b1a-0000-4000-8000-000000000001\n",
+        );
 }
 
 /// A run that reads /proc/net/tcp instead of sock_diag (a seam of test builds only).
@@ -48,9 +39,9 @@ const TCP6_HEADER: &str = "  sl  local_address                         remote_ad
 
 #[test]
 fn fallback_reads_the_queue_from_the_fixture() {
-    let tmp = std::env::temp_dir().join(format!("backlog-cli-{}", std::process::id()));
-    let root = tmp.join("proc");
-    fake_root(&root, TCP6_HEADER);
+    let (proc, state) = (FakeProc::new(), tempfile::tempdir().unwrap());
+    let (root, tmp) = (proc.path(), state.path());
+    fake_root(&proc, TCP6_HEADER);
     let run = |extra: &[&str]| {
         let mut args = vec![
             "--proc-root",
@@ -96,7 +87,7 @@ fn fallback_reads_the_queue_from_the_fixture() {
 
     // IPv6 rows are read too, and --address picks the listener.
     let v6 = format!("{TCP6_HEADER}   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000002 00:00000000 00000000  1000        0 555 1 0000000000000000 100 0 0 10 0\n");
-    fake_root(&root, &v6);
+    fake_root(&proc, &v6);
     let o = run(&["--address", "::1", "--backlog", "2"]);
     assert_eq!(o.code, 1, "2 of 2 is above 80%: {o:?}");
     assert!(o.line1().contains("[::1]:8080 accept queue 2/2"), "{o:?}");
@@ -106,9 +97,8 @@ fn fallback_reads_the_queue_from_the_fixture() {
         "{o:?}"
     );
     // A malformed file is UNKNOWN, naming it.
-    std::fs::write(root.join("net/tcp"), "header\n   0: 0100007F:1F90\n").unwrap();
+    proc.file("net/tcp", "header\n   0: 0100007F:1F90\n");
     let o = run(&[]);
     assert_eq!(o.code, 3, "{o:?}");
     assert!(o.line1().contains("net/tcp"), "{o:?}");
-    let _ = std::fs::remove_dir_all(&tmp);
 }

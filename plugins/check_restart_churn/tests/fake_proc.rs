@@ -1,4 +1,4 @@
-//! The binary against a fake /proc (`--proc-root`) built from captured files: PID reuse
+//! The binary against a fake /proc (`--proc-root`, common's `FakeProc`, real /proc text): PID reuse
 //! end to end, and a run that cannot read every process leaving the state alone.
 #![allow(clippy::unwrap_used)] // fixture-writing helpers outside #[test] fns
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // fixture start times: small whole tick counts
@@ -6,38 +6,21 @@
 use std::fs;
 use std::path::Path;
 
-use procguard_common::testing::{run_plugin, Outcome};
+use procguard_common::testing::{run_plugin, FakeProc, Outcome};
 
 const BIN: &str = env!("CARGO_BIN_EXE_check_restart_churn");
-const STAT: &str = include_str!("fixtures/proc/stat.txt");
-const STATUS: &str = include_str!("fixtures/proc/status.txt");
-const LIMITS: &str = include_str!("fixtures/proc/limits.txt");
 const HZ: f64 = 100.0;
 
-/// Writes the host files (uptime, boot id) and process 100 with `starttime` (clock ticks
-/// after boot) and `fds` open fds.
-fn host(root: &Path, uptime: f64, starttime: u64, fds: usize) {
-    fs::create_dir_all(root.join("sys/kernel/random")).unwrap();
-    fs::write(root.join("uptime"), format!("{uptime:.2} 100.00\n")).unwrap();
-    fs::write(
-        root.join("sys/kernel/random/boot_id"),
-        "0b7a5c1e-8f3d-4a6b-9c2e-1d4f5a6b7c8d\n",
-    )
-    .unwrap();
-    let pid = root.join("100");
-    let _ = fs::remove_dir_all(&pid);
-    fs::create_dir_all(pid.join("fd")).unwrap();
-    fs::write(
-        pid.join("stat"),
-        STAT.replace("STARTTIME", &starttime.to_string()),
-    )
-    .unwrap();
-    fs::write(pid.join("status"), STATUS).unwrap();
-    fs::write(pid.join("limits"), LIMITS).unwrap();
-    fs::write(pid.join("cmdline"), "/usr/bin/app\0--serve\0").unwrap();
-    for fd in 0..fds {
-        fs::write(pid.join("fd").join(fd.to_string()), "").unwrap();
-    }
+/// Writes the host files (uptime, boot id) and process 100 (`app`) with `starttime` (clock
+/// ticks after boot) and `fds` open fds.
+fn host(proc: &FakeProc, uptime: f64, starttime: u64, fds: usize) {
+    proc.boot(uptime, "0b7a5c1e-8f3d-4a6b-9c2e-1d4f5a6b7c8d");
+    proc.process(100)
+        .comm("app")
+        .cmdline(&["/usr/bin/app", "--serve"])
+        .starttime(starttime)
+        .fds(fds)
+        .write();
 }
 
 fn run(root: &Path, state: &Path) -> Outcome {
@@ -58,11 +41,11 @@ fn run(root: &Path, state: &Path) -> Outcome {
 
 #[test]
 fn the_same_pid_with_another_start_time_is_a_restart() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (root, state) = (tmp.path().join("proc"), tmp.path().join("state"));
+    let (proc, tmp) = (FakeProc::new(), tempfile::tempdir().unwrap());
+    let (root, state) = (proc.path(), tmp.path().join("state"));
     // Boot + 10000 s, the process started at boot + 100 s.
-    host(&root, 10_000.0, (100.0 * HZ) as u64, 40);
-    let o = run(&root, &state);
+    host(&proc, 10_000.0, (100.0 * HZ) as u64, 40);
+    let o = run(root, &state);
     assert_eq!(o.code, 0, "{o:?}");
     assert!(
         o.line1()
@@ -72,8 +55,8 @@ fn the_same_pid_with_another_start_time_is_a_restart() {
     assert_eq!(o.perf("uptime").as_deref(), Some("9900s;;;0"));
 
     // A minute later: pid 100 again, but started 5 s ago: another process.
-    host(&root, 10_060.0, (10_055.0 * HZ) as u64, 7);
-    let o = run(&root, &state);
+    host(&proc, 10_060.0, (10_055.0 * HZ) as u64, 7);
+    let o = run(root, &state);
     assert_eq!(o.code, 0, "one restart is below -w 1: {o:?}");
     assert_eq!(o.perf("restarts").as_deref(), Some("1;1;3;0"), "{o:?}");
     assert_eq!(o.perf("uptime").as_deref(), Some("5s;;;0"), "{o:?}");
@@ -84,8 +67,8 @@ fn the_same_pid_with_another_start_time_is_a_restart() {
     );
 
     // The same (pid, starttime) again: no new restart.
-    host(&root, 10_120.0, (10_055.0 * HZ) as u64, 7);
-    let o = run(&root, &state);
+    host(&proc, 10_120.0, (10_055.0 * HZ) as u64, 7);
+    let o = run(root, &state);
     assert_eq!(o.perf("restarts").as_deref(), Some("1;1;3;0"), "{o:?}");
     assert!(!o.stdout.contains("-> pid"), "{o:?}");
 }
@@ -94,9 +77,9 @@ fn the_same_pid_with_another_start_time_is_a_restart() {
 /// that did not happen: the run is UNKNOWN and the state is not touched.
 #[test]
 fn an_unreadable_process_leaves_the_state_alone() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (root, state) = (tmp.path().join("proc"), tmp.path().join("state"));
-    host(&root, 10_000.0, 10_000, 3);
+    let (proc, tmp) = (FakeProc::new(), tempfile::tempdir().unwrap());
+    let (root, state) = (proc.path(), tmp.path().join("state"));
+    host(&proc, 10_000.0, 10_000, 3);
     let by_name = |root: &Path| {
         run_plugin(
             BIN,
@@ -112,13 +95,13 @@ fn an_unreadable_process_leaves_the_state_alone() {
             ],
         )
     };
-    assert_eq!(by_name(&root).code, 0);
+    assert_eq!(by_name(root).code, 0);
     let file = state.join("restart_churn.app.json");
     let before = fs::read(&file).unwrap();
     // stat is now a directory: reading it fails with something other than "gone".
     fs::remove_file(root.join("100/stat")).unwrap();
     fs::create_dir(root.join("100/stat")).unwrap();
-    let o = by_name(&root);
+    let o = by_name(root);
     assert_eq!(o.code, 3, "{o:?}");
     assert!(
         o.line1()

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use procguard_common::testing::{run_command, run_plugin};
+use procguard_common::testing::{run_command, run_plugin, FakeProc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_check_rlimit_match");
 
@@ -137,45 +137,21 @@ const PID1: &str = include_str!("../../../common/tests/fixtures/proc/limits/pid1
 
 /// A fake /proc: init[1] (32768:32768) -> monit[50] (1024:4096) -> node[100] (1024:4096),
 /// fs.nr_open 4096.
-fn fake_proc() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let status_template = std::fs::read_to_string("/proc/self/status").expect("status");
-    let process_in = |pid: u32, ppid: u32, session: u32, name: &str, limits: &str, cgroup: &str| {
-        let p = dir.path().join(pid.to_string());
-        std::fs::create_dir_all(&p).expect("mkdir");
-        std::fs::write(p.join("limits"), limits).expect("write");
-        std::fs::write(p.join("cmdline"), format!("/usr/bin/{name}\0-x\0")).expect("write");
-        let mut fields = vec!["0"; 52]
-            .into_iter()
-            .map(String::from)
-            .collect::<Vec<_>>();
-        fields[0] = pid.to_string();
-        fields[1] = format!("({name})");
-        fields[2] = "S".into();
-        fields[3] = ppid.to_string();
-        fields[4] = pid.to_string(); // pgrp
-        fields[5] = session.to_string();
-        fields[21] = (1000 + pid).to_string(); // starttime
-        std::fs::write(p.join("stat"), fields.join(" ") + "\n").expect("write");
-        let status: String = status_template
-            .lines()
-            .map(|l| match l.split(':').next() {
-                Some("Name") => format!("Name:\t{name}"),
-                Some("Pid") | Some("Tgid") => {
-                    format!("{}:\t{pid}", l.split(':').next().unwrap_or_default())
-                }
-                Some("PPid") => format!("PPid:\t{ppid}"),
-                Some("Uid") => "Uid:\t4242\t4242\t4242\t4242".to_string(),
-                Some("Gid") => "Gid:\t4242\t4242\t4242\t4242".to_string(),
-                Some("Groups") => "Groups:\t".to_string(),
-                _ => l.to_string(),
-            })
-            .map(|l| l + "\n")
-            .collect();
-        std::fs::write(p.join("status"), status).expect("write");
-        std::fs::write(p.join("cgroup"), format!("0::{cgroup}\n")).expect("write");
+fn fake_proc() -> FakeProc {
+    let proc = FakeProc::new();
+    let process_in = |pid: i32, ppid: i32, session: i32, name: &str, limits: &str, cgroup: &str| {
+        proc.process(pid)
+            .ppid(ppid)
+            .session(session)
+            .comm(name)
+            .cmdline(&[&format!("/usr/bin/{name}"), "-x"])
+            .starttime(1000 + u64::try_from(pid).unwrap_or_default())
+            .ids(4242, 4242)
+            .limits(limits)
+            .cgroup(&format!("0::{cgroup}\n"))
+            .write();
     };
-    let process = |pid: u32, ppid: u32, session: u32, name: &str, limits: &str| {
+    let process = |pid: i32, ppid: i32, session: i32, name: &str, limits: &str| {
         process_in(pid, ppid, session, name, limits, "/");
     };
     process(1, 0, 1, "init", PID1);
@@ -185,9 +161,8 @@ fn fake_proc() -> tempfile::TempDir {
     process(200, 1, 200, "daemon", LOWERED);
     // A service started by systemd: its cgroup names the unit.
     process_in(300, 1, 300, "web", LOWERED, "/system.slice/web.service");
-    std::fs::create_dir_all(dir.path().join("sys/fs")).expect("mkdir");
-    std::fs::write(dir.path().join("sys/fs/nr_open"), "4096\n").expect("write");
-    dir
+    proc.file("sys/fs/nr_open", "4096\n");
+    proc
 }
 
 #[test]

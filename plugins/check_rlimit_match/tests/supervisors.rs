@@ -349,6 +349,32 @@ fn supervisord_is_named_and_minfds_is_the_fix() {
         o.stdout
     );
     println!("{}", o.stdout);
+    // The same expectation from another source gets the same advice, word for word.
+    let fix_of = |o: &Outcome| {
+        o.stdout
+            .lines()
+            .find(|l| l.starts_with("fix"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let conf = dir.join("limits.conf");
+    std::fs::write(&conf, "* soft nofile 65536\n* hard nofile 65536\n").unwrap();
+    let app_s = app.to_string();
+    for other in [
+        vec!["--expect", "nofile=65536:65536"],
+        vec![
+            "--limits-conf",
+            conf.to_str().unwrap(),
+            "--pam-flavor",
+            "upstream",
+        ],
+    ] {
+        let mut args = vec!["--pid", app_s.as_str(), "-v"];
+        args.extend(other);
+        let same = run_plugin(BIN, &args);
+        assert_eq!(same.code, 2, "{}", same.stdout);
+        assert_eq!(fix_of(&same), fix_of(&o), "{}", same.stdout);
+    }
 }
 
 /// A fake /proc (the common crate's fixtures: a real `stat` line, `limits` table and the
