@@ -191,6 +191,7 @@ impl Selector {
         let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
         let my_shell = parent_shell(root, me);
         let mut found = Vec::new();
+        let mut denied: Vec<CheckError> = Vec::new();
         for (pid, stat) in candidates.pids {
             if pid == me || Some(pid) == my_shell {
                 continue;
@@ -199,9 +200,11 @@ impl Selector {
                 Ok(Some(selected)) => found.push(selected),
                 Ok(None) => {}
                 Err(e) if e.is_not_found() => {} // exited while we looked
+                Err(e) if e.is_permission_denied() => denied.push(e),
                 Err(e) => report.unknown(e),
             }
         }
+        report_denied(root, &denied, report);
         filter.check_unique_container()?;
         if found.is_empty() && report.findings().is_empty() {
             self.report_none(root, &filter, report);
@@ -337,6 +340,30 @@ fn short_container(c: &str) -> String {
     } else {
         c.to_string()
     }
+}
+
+/// Processes this user may not read (`hidepid=noaccess`, or a hardened kernel): one UNKNOWN
+/// finding for all of them, naming the first and the fix, not one per process.
+fn report_denied(root: &ProcRoot, denied: &[CheckError], report: &mut Report) {
+    let Some(first) = denied.first() else {
+        return;
+    };
+    if denied.len() == 1 {
+        report.unknown(first);
+        return;
+    }
+    let why = if root.hides_other_users() {
+        format!(
+            "{} is mounted with hidepid, which hides other users' processes; run the check via sudo, or add this user to the group named by the mount's gid= option",
+            root.path().display()
+        )
+    } else {
+        format!("first: {first}")
+    };
+    report.unknown(format!(
+        "{} processes could not be read as this user, so whether they match is not known; {why}",
+        denied.len()
+    ));
 }
 
 /// When `root` hides other users' processes from this (non-root) user, what `found` means

@@ -634,7 +634,7 @@ fn a_cron_job_that_daemonized() {
     );
 }
 
-/// A PM2 app whose parent is gone: the PM2 daemon of its PM2_HOME is found.
+/// A PM2 app whose parent is gone: the PM2 daemon of its `PM2_HOME` is found.
 #[test]
 fn pm2_app_reparented() {
     let t = Tree::new();

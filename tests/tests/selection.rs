@@ -623,44 +623,64 @@ fn proc_root_must_be_a_procfs() {
     }
 }
 
-/// A procfs mounted with `hidepid=invisible` hides root's processes from nagios: that is
-/// UNKNOWN saying so, never "no process matches".
+/// A procfs mounted with `hidepid` hides root's processes from nagios: that is UNKNOWN
+/// saying so, never "no process matches" — with `invisible` (no directories) for a
+/// `--pid`, and with `noaccess` (directories, unreadable files) for a `--name` scan, in one
+/// finding for all the unreadable processes.
 #[test]
 fn hidepid_is_unknown_for_those_it_hides_from() {
     if !setup() {
         return;
     }
-    let svc = Service::start(&format!("pgh{}", std::process::id() % 100_000), None);
+    let name = format!("pgh{}", std::process::id() % 100_000);
+    let svc = Service::start(&name, None);
     let mnt = tempfile::tempdir().unwrap();
     fs::set_permissions(
         mnt.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
+    let shown = mnt.path().display();
     let bin = plugin_path("check_fd_usage").to_string_lossy().into_owned();
     let pid = svc.pid.to_string();
-    let mut cmd = Command::new("unshare");
-    cmd.args([
-        "--mount",
-        "sh",
-        "-c",
-        "mount -t proc -o hidepid=invisible proc \"$1\" && shift && exec \"$@\"",
-        "sh",
-    ])
-    .arg(mnt.path())
-    .args([
-        "setpriv",
-        "--reuid",
-        "nagios",
-        "--regid",
-        "nagios",
-        "--clear-groups",
-    ])
-    .arg(&bin)
-    .args(["--proc-root", mnt.path().to_str().unwrap(), "--pid", &pid])
-    .env_clear()
-    .env("LC_ALL", "C");
-    let o = run_command(&mut cmd);
-    assert_eq!(o.code, 3, "{o:?}");
-    assert!(o.line1().contains(&format!("UNKNOWN - no process with pid {pid} among the processes this user can see: {} is mounted with hidepid", mnt.path().display())), "{o:?}");
+    let cases = [
+        (
+            "invisible",
+            ["--pid", pid.as_str()],
+            format!("UNKNOWN - no process with pid {pid} among the processes this user can see: {shown} is mounted with hidepid"),
+        ),
+        (
+            "noaccess",
+            ["--name", name.as_str()],
+            format!("processes could not be read as this user, so whether they match is not known; {shown} is mounted with hidepid"),
+        ),
+    ];
+    for (mode, selector, want) in cases {
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--mount",
+            "sh",
+            "-c",
+            &format!("mount -t proc -o hidepid={mode} proc \"$1\" && shift && exec \"$@\""),
+            "sh",
+        ])
+        .arg(mnt.path())
+        .args([
+            "setpriv",
+            "--reuid",
+            "nagios",
+            "--regid",
+            "nagios",
+            "--clear-groups",
+        ])
+        .arg(&bin)
+        .args(["--proc-root", mnt.path().to_str().unwrap()])
+        .args(selector)
+        .env_clear()
+        .env("LC_ALL", "C");
+        let o = run_command(&mut cmd);
+        assert_eq!(o.code, 3, "{mode}: {o:?}");
+        assert!(o.line1().contains(&want), "{mode}: {o:?}");
+        assert!(o.stdout.lines().count() <= 2, "one finding: {o:?}");
+    }
 }

@@ -270,7 +270,17 @@ impl Process<'_> {
 
     /// `/proc/PID/stat` (comm, ppid, starttime in clock ticks since boot, ...).
     pub fn stat(&self) -> Result<Stat, CheckError> {
-        self.parse("stat")
+        let text = self.read("stat")?;
+        // procfs slices the line at byte offsets around the parentheses and panics on a
+        // line the kernel never writes (a fixture tree's): check the shape first.
+        if !stat_shape(&text) {
+            return Err(CheckError::parse(
+                self.path("stat"),
+                "expected PID (COMM) STATE ... on one line",
+            ));
+        }
+        Stat::from_read(text.as_bytes())
+            .map_err(|e| CheckError::parse(self.path("stat"), e.to_string()))
     }
 
     /// `/proc/PID/status` (uids, gids, supplementary groups, tgid, ppid, ...).
@@ -423,6 +433,24 @@ pub struct StatLine {
     pub num_threads: i64,
     /// Start time in clock ticks after boot.
     pub starttime: u64,
+}
+
+/// Whether `text` has the shape of a /proc/PID/stat line: digits, ` (`, the comm up to
+/// the last `)`, a space and an ASCII state letter.
+fn stat_shape(text: &str) -> bool {
+    let line = text.trim().as_bytes();
+    let (Some(open), Some(close)) = (
+        line.iter().position(|&b| b == b'('),
+        line.iter().rposition(|&b| b == b')'),
+    ) else {
+        return false;
+    };
+    open >= 2
+        && line[..open - 1].iter().all(u8::is_ascii_digit)
+        && line[open - 1] == b' '
+        && close > open
+        && line.get(close + 1) == Some(&b' ')
+        && line.get(close + 2).is_some_and(u8::is_ascii_alphabetic)
 }
 
 impl StatLine {

@@ -30,8 +30,17 @@ impl Drop for Service {
 }
 
 fn start(mode: &str, backlog: u32, fill: u32) -> Service {
+    start_with(mode, backlog, fill, None)
+}
+
+/// `extra`: an address only the namespace has, which "serve" then listens on.
+fn start_with(mode: &str, backlog: u32, fill: u32, extra: Option<&str>) -> Service {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/netns_http.py");
-    let mut child = Command::new("python3")
+    let mut cmd = Command::new("python3");
+    if let Some(addr) = extra {
+        cmd.env("NETNS_HTTP_EXTRA_ADDR", addr);
+    }
+    let mut child = cmd
         .arg(script)
         .args([mode, PORT, &backlog.to_string(), &fill.to_string(), "60"])
         .stdin(Stdio::null())
@@ -178,6 +187,31 @@ fn a_full_queue_inside_is_critical_with_or_without_cap_sys_admin() {
     assert!(
         o.stdout
             .contains("[UNKNOWN] probe not run: connecting inside net:["),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn a_url_host_is_local_or_not_in_the_namespace_looked_at() {
+    let dir = tempfile::tempdir().unwrap();
+    // 10.213.7.1 exists only inside the service's namespace.
+    let svc = start_with("serve", 16, 0, Some("10.213.7.1"));
+    let url = format!("http://10.213.7.1:{PORT}/");
+    let o = plugin(dir.path(), &["--url", &url, "--netns", &svc.pid]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.line1().starts_with(&format!(
+            "HTTP_BACKLOG OK - 10.213.7.1:{PORT} accept queue 0/16; HTTP 200 in "
+        )),
+        "{o:?}"
+    );
+    // In the plugin's own namespace that host is nobody's: --url alone cannot name a
+    // listener there.
+    let o = plugin(dir.path(), &["--url", &url]);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(
+        o.line1()
+            .contains("--url host 10.213.7.1 (10.213.7.1) is not an address of this host"),
         "{o:?}"
     );
 }

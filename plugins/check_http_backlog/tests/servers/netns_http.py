@@ -2,7 +2,8 @@
 """An HTTP server in its own network namespace, as a container runtime would start it.
 
 Unshares the network namespace (needs CAP_SYS_ADMIN), brings its loopback up, listens on
-127.0.0.1:PORT with BACKLOG and prints "READY <pid>". MODE "serve" answers every GET with
+127.0.0.1:PORT with BACKLOG and prints "READY <pid>". With NETNS_HTTP_EXTRA_ADDR set, that
+address is added to the namespace's loopback and "serve" listens on it instead. MODE "serve" answers every GET with
 200; MODE "stall" never accepts and opens FILL connections to itself from inside, so the
 accept queue is full (the kernel drops the SYNs beyond backlog+1).
 
@@ -23,7 +24,14 @@ import time
 
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
-SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCSIFADDR, IFF_UP = 0x8913, 0x8914, 0x8916, 0x1
+
+
+def add_address(addr):
+    """`ip addr add ADDR dev lo` inside the namespace: an address only it has."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        sin = struct.pack("HH4s8x", socket.AF_INET, 0, socket.inet_aton(addr))
+        fcntl.ioctl(s, SIOCSIFADDR, struct.pack("16s16s8x", b"lo:1", sin))
 
 
 def enter_new_netns():
@@ -53,10 +61,13 @@ def main():
     mode, port, backlog, fill = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     until = time.monotonic() + float(sys.argv[5])
     enter_new_netns()
+    extra = os.environ.get("NETNS_HTTP_EXTRA_ADDR")
+    if extra:
+        add_address(extra)
     held = []
     if mode == "serve":
         http.server.ThreadingHTTPServer.request_queue_size = backlog
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        server = http.server.ThreadingHTTPServer((extra or "127.0.0.1", port), Handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
     else:
         listener = socket.socket()

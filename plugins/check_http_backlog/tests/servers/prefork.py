@@ -27,11 +27,13 @@ def die_with_parent():
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def worker(listener, nofile, until):
+def worker(listener, nofile, until, ready):
     die_with_parent()
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
     listener.settimeout(0.2)
+    os.write(ready, b".")  # accepting from now on
+    os.close(ready)
     held = []
     said = False
     while time.monotonic() < until:
@@ -60,11 +62,23 @@ def main():
     listener.bind(("127.0.0.1", 0))
     listener.listen(backlog)
     children = []
+    ready_r, ready_w = os.pipe()
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:
-            worker(listener, nofile, until)
+            os.close(ready_r)
+            worker(listener, nofile, until, ready_w)
         children.append(pid)
+    os.close(ready_w)
+    # The port is published once every worker accepts, so a client never fills the queue
+    # before the workers have had their chance.
+    got = b""
+    while len(got) < workers:
+        chunk = os.read(ready_r, workers)
+        if not chunk:
+            sys.exit("a worker died before accepting")
+        got += chunk
+    os.close(ready_r)
     with open(pidfile + ".tmp", "w") as f:
         f.write(f"{os.getpid()}\n")
     os.rename(pidfile + ".tmp", pidfile)
