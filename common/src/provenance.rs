@@ -726,22 +726,30 @@ mod live {
     /// glob only in the last path component).
     pub(super) fn with_includes(file: &Path, text: &str) -> String {
         let mut all = text.to_string();
-        let base = file.parent().unwrap_or(Path::new("/"));
-        let mut added = 0;
-        for line in text.lines() {
-            let Some(pattern) = line.trim().strip_prefix("include") else {
-                continue;
-            };
-            let pattern = Path::new(pattern.trim().trim_matches('"'));
-            let pattern = base.join(pattern);
-            for f in glob_last(&pattern) {
-                if added >= MAX_INCLUDES {
-                    return all;
-                }
-                if let Ok(t) = read_config(&f) {
-                    all.push('\n');
-                    all.push_str(&t);
-                    added += 1;
+        // Included files may include others: followed breadth-first, each file once, at
+        // most MAX_INCLUDES files in all.
+        let mut queue = vec![(file.to_path_buf(), text.to_string())];
+        let mut seen = vec![file.to_path_buf()];
+        while let Some((file, text)) = queue.pop() {
+            let base = file.parent().unwrap_or(Path::new("/")).to_path_buf();
+            for line in text.lines() {
+                let Some(pattern) = line.trim().strip_prefix("include") else {
+                    continue;
+                };
+                let pattern = base.join(pattern.trim().trim_matches('"'));
+                for f in glob_last(&pattern) {
+                    if seen.len() > MAX_INCLUDES {
+                        return all;
+                    }
+                    if seen.contains(&f) {
+                        continue;
+                    }
+                    seen.push(f.clone());
+                    if let Ok(t) = read_config(&f) {
+                        all.push('\n');
+                        all.push_str(&t);
+                        queue.insert(0, (f, t));
+                    }
                 }
             }
         }
@@ -1303,7 +1311,19 @@ mod tests {
         fs::create_dir(&inc).unwrap();
         fs::write(inc.join("web"), "check process web with pidfile /x\n").unwrap();
         let main = dir.path().join("monitrc");
+        let nested = dir.path().join("more");
+        fs::create_dir(&nested).unwrap();
+        fs::write(nested.join("api"), "check process api with pidfile /y\n").unwrap();
+        fs::write(
+            inc.join("web"),
+            format!(
+                "check process web with pidfile /x\ninclude {}/*\n",
+                nested.display()
+            ),
+        )
+        .unwrap();
         let all = live::with_includes(&main, "set daemon 1\ninclude conf.d/*\n");
         assert!(all.contains("check process web"), "{all}");
+        assert!(all.contains("check process api"), "nested include: {all}");
     }
 }

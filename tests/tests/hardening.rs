@@ -581,3 +581,36 @@ fn many_findings_fit_nrpe_and_monit() {
         "{o:?}"
     );
 }
+
+/// A process named with ESC, TAB, U+2028 and a bidi override cannot corrupt or disguise
+/// the output: every plugin's line 1 and long output carry it sanitized.
+#[test]
+fn a_hostile_process_name_is_sanitized() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "ev\u{1b}[31mil\u{2028}x\ty\u{202e}z";
+    let exe = dir.path().join(name);
+    std::fs::copy("/bin/sleep", &exe).unwrap();
+    let mut child = Command::new(&exe).arg("60").spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let pid = child.id().to_string();
+    let state = tempfile::tempdir().unwrap();
+    let state = state.path().to_str().unwrap();
+    for plugin in plugin_names() {
+        let bin = plugin_path(&plugin).to_string_lossy().into_owned();
+        let mut args = vec!["--pid", pid.as_str(), "-v"];
+        match plugin.as_str() {
+            "check_rlimit_match" => args.extend(["--expect", "nofile=1"]),
+            "check_restart_churn" | "check_http_backlog" => args.extend(["--state-dir", state]),
+            _ => {}
+        }
+        let o = run_plugin(&bin, &args);
+        for bad in ['\u{1b}', '\u{2028}', '\t', '\u{202e}'] {
+            assert!(!o.stdout.contains(bad), "{plugin}: {bad:?} in {o:?}");
+        }
+        if plugin == "check_fd_usage" {
+            assert!(o.line1().contains(&format!("ev?[31mil x y?z[{pid}]")), "{o:?}");
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -149,10 +149,21 @@ fn namespace(
 /// The listeners asked for in `net`, the probe, the counters and the established
 /// connections.
 fn read(args: &Args, net: &Net<'_>, obs: &mut Observation) -> Result<(), CheckError> {
-    let (mut listeners, source, fallback) = net.listeners(obs.target.port, args.backlog)?;
+    // TCP listeners unless only Unix ones are asked for (--unix without --port, --unix-only).
+    let tcp = args.port.is_some() || (args.unix.is_none() && !args.unix_only);
+    let (mut listeners, source, fallback) = if tcp {
+        net.listeners(obs.target.port, args.backlog)?
+    } else {
+        (Vec::new(), Source::SockDiag, None)
+    };
     obs.source = source;
     obs.fallback = fallback;
     listeners.retain(|l| obs.target.wants(l));
+    // Unix sockets belong to a network namespace too: read them in the same one.
+    match crate::unix::listeners_in(net, args)? {
+        Ok(unix) => listeners.extend(unix),
+        Err((status, why)) => obs.notes.add(status, why),
+    }
     if obs.selected.is_some() {
         listeners.retain(|l| obs.held_by_selected.contains_key(&l.inode));
     }
@@ -165,31 +176,30 @@ fn read(args: &Args, net: &Net<'_>, obs: &mut Observation) -> Result<(), CheckEr
         }
     }
     obs.listeners = listeners;
-    if let Some((url, probed)) = target::probe(args, &obs.target, &obs.listeners) {
+    if let Some((target, probed)) = target::probe(args, &obs.target, &obs.listeners) {
         let tls = Setup::new(&args.tls).map_err(CheckError::Other)?;
-        let target = probe::Target {
-            url: url.clone(),
-            host: args.tls.host.clone(),
-            unix: None,
-        };
         match net.connect_from(|| probe::run_target(&target, &tls, args.method, args.probe_timeout))
         {
             Ok(p) => {
-                obs.probe = Some((url, p));
+                obs.probe = Some((target.describe(), p));
                 obs.probed = probed;
             }
             Err(why) => obs.notes.unknown(why),
         }
     }
-    obs.host = net
-        .counters()
-        .map_err(|e| obs.notes.unknown(e))
-        .ok()
-        .flatten();
-    if obs
-        .probe
-        .as_ref()
-        .is_some_and(|(_, p)| p.outcome == Outcome::ConnectTimeout)
+    // The TcpExt counters concern TCP listeners only.
+    if tcp {
+        obs.host = net
+            .counters()
+            .map_err(|e| obs.notes.unknown(e))
+            .ok()
+            .flatten();
+    }
+    if tcp
+        && obs
+            .probe
+            .as_ref()
+            .is_some_and(|(_, p)| p.outcome == Outcome::ConnectTimeout)
     {
         let drops = if source == Source::SockDiag {
             net.drops()

@@ -24,6 +24,8 @@ use crate::tls::TlsArgs;
 /// since the last run (state in --state-dir). -w/-c are response times in seconds for the
 /// probe (--url or --probe), as in check_http. When the probe fails or the queue is full,
 /// the process holding the listener is looked up and its open files compared with its limit.
+/// Unix stream listeners (php-fpm, gunicorn, uWSGI behind nginx) are checked the same way:
+/// --unix PATH, or --unix-only with the selectors; --probe then speaks HTTP over the socket.
 #[derive(Parser, Debug)]
 #[command(name = "check_http_backlog", version, about, long_about)]
 pub struct Args {
@@ -38,6 +40,16 @@ pub struct Args {
 
     #[command(flatten)]
     pub state: StateArgs,
+
+    /// Check the Unix stream listener at this path (`@NAME` for an abstract socket); with
+    /// --url, the URL's host and path are requested over this socket
+    #[arg(long, value_name = "PATH")]
+    pub unix: Option<String>,
+
+    /// With the selectors: check the selected processes' Unix stream listeners instead of
+    /// their TCP listeners
+    #[arg(long, conflicts_with_all = ["port", "unix"])]
+    pub unix_only: bool,
 
     /// Check the TCP listener(s) on this port (overrides the port and host of --url)
     #[arg(long, value_name = "PORT")]
@@ -200,9 +212,15 @@ pub fn url_endpoint(url: &str) -> Result<(String, u16), String> {
 pub fn validate(args: &Args) -> Result<(), CheckError> {
     // The runner prints these like clap's own errors: the reason, then the short usage.
     let invalid = |m: String| Err(CheckError::Usage(m));
-    if args.port.is_none() && args.url.is_none() && args.select.is_empty() {
+    if args.unix_only && args.select.is_empty() {
         return invalid(
-            "give --port PORT, --url URL or a process selector (--pid, --name, --unit, ...)".into(),
+            "--unix-only chooses among the selected processes' listeners: add a selector (--pid, --name, --unit, ...)"
+                .into(),
+        );
+    }
+    if args.port.is_none() && args.url.is_none() && args.unix.is_none() && args.select.is_empty() {
+        return invalid(
+            "give --port PORT, --url URL, --unix PATH or a process selector (--pid, --name, --unit, ...)".into(),
         );
     }
     let probing = args.probe || args.url.is_some();

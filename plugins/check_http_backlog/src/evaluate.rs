@@ -167,7 +167,7 @@ pub fn evaluate(obs: &Observation, args: &Args, prior: &Prior) -> Evaluation {
             .and_then(|l| attach.take(Status::Critical, Some(l), false));
         worst = probe_finding(&mut report, args, url, p, why.as_deref(), label.as_deref());
     }
-    if let Some(m) = missing(obs) {
+    if let Some(m) = missing(obs, args) {
         report.add(Status::Critical, m);
     }
     let listeners = judge_listeners(
@@ -194,22 +194,26 @@ pub fn evaluate(obs: &Observation, args: &Args, prior: &Prior) -> Evaluation {
     }
 }
 
-/// "Nothing listens on ..." / "... holds no TCP listener", when so.
-fn missing(obs: &Observation) -> Option<String> {
-    if !obs.listeners.is_empty() {
-        return None;
-    }
+/// "Nothing listens on ..." / "... holds no TCP listener", when so. (A `--unix PATH` with
+/// no listener is said where it is looked up, with the reason.)
+fn missing(obs: &Observation, args: &Args) -> Option<String> {
+    let tcp = obs.listeners.iter().any(|l| l.unix.is_none());
     match &obs.selected {
         // Reading a selected process failed: that is already said, and says more.
         Some(_) if !obs.notes.findings().is_empty() => None,
+        Some(_) if !obs.listeners.is_empty() => None,
         Some(who) => Some(format!(
-            "{} holds no TCP listener{}",
+            "{} holds no {}",
             who.join(", "),
-            obs.target
-                .port
-                .map(|p| format!(" on port {p}"))
-                .unwrap_or_default()
+            match (&args.unix, obs.target.port) {
+                _ if args.unix_only => "Unix stream listener".to_string(),
+                (Some(path), None) => format!("listener on {path}"),
+                (_, Some(p)) => format!("TCP listener on port {p}"),
+                (None, None) => "TCP listener".to_string(),
+            }
         )),
+        // Only a Unix listener was asked for.
+        None if tcp || (args.unix.is_some() && obs.target.port.is_none()) => None,
         None => Some(format!("nothing listens on {}", obs.target.describe())),
     }
 }
@@ -341,6 +345,10 @@ fn judge_drops(
     delta: Option<&Option<u64>>,
     attach: &mut Attach<'_>,
 ) -> Status {
+    // A full Unix listener drops nothing: its clients wait in connect() or get EAGAIN.
+    if l.unix.is_some() {
+        return Status::Ok;
+    }
     let t = drop_thresholds(args);
     let new_label = format!("{stem}_new_drops");
     let Some(d) = l.drops else {
@@ -629,6 +637,7 @@ mod tests {
             drops: Some(0),
             uid: 1000,
             inode: 1,
+            unix: None,
         }
     }
 

@@ -25,6 +25,8 @@ pub mod sock_diag;
 pub mod sockets;
 pub mod target;
 pub mod tls;
+pub mod unix;
+pub mod unix_diag;
 
 use std::time::Instant;
 

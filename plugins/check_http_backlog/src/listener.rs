@@ -1,4 +1,5 @@
-//! A TCP listener as measured, and the names it goes by: endpoint, state key, label stem.
+//! A listener as measured (TCP, or a Unix stream socket), and the names it goes by:
+//! endpoint, state key, label stem.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -19,6 +20,9 @@ pub struct Listener {
     pub uid: u32,
     /// Socket inode.
     pub inode: u64,
+    /// A Unix stream listener: its path (`@name` if abstract); `addr` and `port` are then
+    /// `0.0.0.0` and 0 and mean nothing.
+    pub unix: Option<String>,
 }
 
 impl Listener {
@@ -32,11 +36,29 @@ impl Listener {
             drops: s.drops.map(u64::from),
             uid: s.uid,
             inode: u64::from(s.inode),
+            unix: None,
+        }
+    }
+
+    /// A listening Unix socket from a unix_diag dump, called `path`.
+    pub fn from_unix(s: &crate::unix_diag::UnixListener, path: String) -> Listener {
+        Listener {
+            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 0,
+            queue: s.queue,
+            backlog: Some(s.backlog),
+            drops: None,
+            uid: s.uid.unwrap_or(0),
+            inode: u64::from(s.inode),
+            unix: Some(path),
         }
     }
 
     /// `127.0.0.1:8080`, `[::1]:8080`, `*:8080`, `[::]:8080`.
     pub fn endpoint(&self) -> String {
+        if let Some(path) = &self.unix {
+            return path.clone();
+        }
         match self.addr {
             IpAddr::V4(a) if a.is_unspecified() => format!("*:{}", self.port),
             IpAddr::V4(a) => format!("{a}:{}", self.port),
@@ -115,10 +137,13 @@ pub(crate) fn state_keys(listeners: &[Listener]) -> Vec<String> {
 /// would share one get `_ipv4`/`_ipv6`, then a number.
 pub(crate) fn stems(listeners: &[Listener], label: Option<&str>) -> Vec<String> {
     let ports: std::collections::BTreeSet<u16> = listeners.iter().map(|l| l.port).collect();
-    let base = |l: &Listener| match label {
-        Some(lbl) if ports.len() <= 1 => lbl.to_string(),
-        Some(lbl) => format!("{lbl}_{}", l.port),
-        None => l.port.to_string(),
+    let base = |l: &Listener| match (label, &l.unix) {
+        // A Unix socket by its file name: `php-fpm.sock` -> `php-fpm.sock`.
+        (None, Some(path)) => unix_stem(path),
+        (Some(lbl), Some(path)) if listeners.len() > 1 => format!("{lbl}_{}", unix_stem(path)),
+        (Some(lbl), _) if ports.len() <= 1 => lbl.to_string(),
+        (Some(lbl), _) => format!("{lbl}_{}", l.port),
+        (None, None) => l.port.to_string(),
     };
     let mut out: Vec<String> = Vec::new();
     for l in listeners {
@@ -141,6 +166,31 @@ pub(crate) fn stems(listeners: &[Listener], label: Option<&str>) -> Vec<String> 
     out
 }
 
+/// A perfdata stem from a Unix socket's path: its file name (an abstract name without its
+/// `@`), only `[A-Za-z0-9_.-]` kept.
+fn unix_stem(path: &str) -> String {
+    let name = path
+        .rsplit('/')
+        .next()
+        .unwrap_or(path)
+        .trim_start_matches('@');
+    let stem: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if stem.is_empty() {
+        "unix".to_string()
+    } else {
+        stem
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,7 +204,31 @@ mod tests {
             drops: Some(0),
             uid: 1000,
             inode: 1,
+            unix: None,
         }
+    }
+
+    #[test]
+    fn unix_listeners_by_path_and_file_name() {
+        let s = crate::unix_diag::UnixListener {
+            kind: 1,
+            inode: 7,
+            name: Some("/run/php/php8.2-fpm.sock".into()),
+            vfs: None,
+            queue: 5,
+            backlog: 4,
+            uid: Some(33),
+        };
+        let l = Listener::from_unix(&s, "/run/php/php8.2-fpm.sock".into());
+        assert_eq!(l.endpoint(), "/run/php/php8.2-fpm.sock");
+        assert_eq!(l.queue_words(), "accept queue 5/4 full");
+        assert_eq!(stems(std::slice::from_ref(&l), None), ["php8.2-fpm.sock"]);
+        assert_eq!(stems(std::slice::from_ref(&l), Some("php")), ["php"]);
+        let g = Listener::from_unix(&s, "@gunicorn app".into());
+        assert_eq!(
+            stems(&[l, g], Some("web")),
+            ["web_php8.2-fpm.sock", "web_gunicorn_app"]
+        );
     }
 
     #[test]

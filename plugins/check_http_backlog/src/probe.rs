@@ -172,6 +172,18 @@ pub struct Target {
 }
 
 impl Target {
+    /// `https://127.0.0.1:8443/ (Host app.test)`, `http://localhost/ over /run/app.sock`.
+    pub fn describe(&self) -> String {
+        let mut text = self.url.clone();
+        if let Some(h) = &self.host {
+            text.push_str(&format!(" (Host {h})"));
+        }
+        if let Some(p) = &self.unix {
+            text.push_str(&format!(" over {}", p.display()));
+        }
+        text
+    }
+
     /// The URL the request is made for: the URL with `--host` as its host (same scheme,
     /// port, path). `None` when the URL does not parse (ureq then says so).
     fn request_url(&self) -> Option<String> {
@@ -321,17 +333,22 @@ fn connect_unix(path: &Path, budget: Option<Duration>) -> Result<UnixStream, ure
     use std::os::fd::{FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
 
-    let bytes = path.as_os_str().as_bytes();
+    // `@name` is an abstract socket: a NUL, then the name, no terminating NUL.
+    let raw = path.as_os_str().as_bytes();
+    let (bytes, abstract_name) = match raw.strip_prefix(b"@") {
+        Some(name) => ([&[0u8][..], name].concat(), true),
+        None => (raw.to_vec(), false),
+    };
     // SAFETY: an all-zero sockaddr_un is valid.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+    if bytes.len() >= addr.sun_path.len() || (!abstract_name && bytes.contains(&0)) {
         return Err(ureq::Error::Io(io::Error::new(
             io::ErrorKind::InvalidInput,
             "the socket path is too long for a Unix socket address (107 bytes)",
         )));
     }
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+    for (d, s) in addr.sun_path.iter_mut().zip(&bytes) {
         *d = *s as libc::c_char;
     }
     // SAFETY: plain socket(2); the descriptor is owned right away.
@@ -343,7 +360,7 @@ fn connect_unix(path: &Path, budget: Option<Duration>) -> Result<UnixStream, ure
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let stream = UnixStream::from(fd);
     stream.set_write_timeout(Some(budget.unwrap_or(Duration::from_secs(3600))))?;
-    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + usize::from(!abstract_name);
     // SAFETY: addr is a valid sockaddr_un of at least `len` bytes.
     let rc = unsafe {
         libc::connect(

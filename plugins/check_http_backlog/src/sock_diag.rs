@@ -36,15 +36,15 @@ use std::time::Duration;
 /// Netlink protocol number of sock_diag.
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
 /// Message type of an inet_diag request and of its replies.
-const SOCK_DIAG_BY_FAMILY: u16 = 20;
+pub(crate) const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 0x1;
+pub(crate) const NLM_F_REQUEST: u16 = 0x1;
 /// NLM_F_ROOT | NLM_F_MATCH.
-const NLM_F_DUMP: u16 = 0x300;
+pub(crate) const NLM_F_DUMP: u16 = 0x300;
 /// The dump was interrupted by a change of the table; its content may be inconsistent.
 const NLM_F_DUMP_INTR: u16 = 0x10;
-const NLMSG_HDRLEN: usize = 16;
+pub(crate) const NLMSG_HDRLEN: usize = 16;
 const INET_DIAG_MSG_LEN: usize = 72;
 const INET_DIAG_REQ_V2_LEN: usize = 56;
 /// Request attribute carrying a filter program.
@@ -173,32 +173,53 @@ pub fn build_request(q: &Query, seq: u32) -> Vec<u8> {
     m
 }
 
-/// The state of a dump after some datagrams.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Replies {
+/// The state of a dump after some datagrams (of inet sockets, or of `T` for another family's
+/// dump, e.g. `unix_diag`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Replies<T = DiagSocket> {
     /// Sockets so far.
-    pub sockets: Vec<DiagSocket>,
+    pub sockets: Vec<T>,
     /// NLMSG_DONE was seen.
     pub done: bool,
     /// Some message carried NLM_F_DUMP_INTR.
     pub interrupted: bool,
 }
 
-fn u16_at(b: &[u8], at: usize) -> u16 {
+impl<T> Default for Replies<T> {
+    fn default() -> Self {
+        Replies {
+            sockets: Vec::new(),
+            done: false,
+            interrupted: false,
+        }
+    }
+}
+
+pub(crate) fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_ne_bytes([b[at], b[at + 1]])
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
+pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-const fn align4(n: usize) -> usize {
+pub(crate) const fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
 /// Parses one received datagram (one or more netlink messages) into `out`. Messages of
 /// another sequence number are ignored (a late reply to an earlier request).
 pub fn parse_replies(buf: &[u8], seq: u32, out: &mut Replies) -> Result<(), DiagError> {
+    parse_replies_with(buf, seq, out, parse_msg)
+}
+
+/// [`parse_replies`] for any family: `parse` reads one SOCK_DIAG_BY_FAMILY message.
+pub(crate) fn parse_replies_with<T>(
+    buf: &[u8],
+    seq: u32,
+    out: &mut Replies<T>,
+    parse: fn(&[u8]) -> Result<T, DiagError>,
+) -> Result<(), DiagError> {
     let bad = |m: String| Err(DiagError::Malformed(m));
     let mut at = 0;
     while at < buf.len() {
@@ -249,7 +270,7 @@ pub fn parse_replies(buf: &[u8], seq: u32, out: &mut Replies) -> Result<(), Diag
                 }
                 return Err(DiagError::Os(io::Error::from_raw_os_error(-code)));
             }
-            SOCK_DIAG_BY_FAMILY => out.sockets.push(parse_msg(payload)?),
+            SOCK_DIAG_BY_FAMILY => out.sockets.push(parse(payload)?),
             other => return bad(format!("unexpected message type {other}")),
         }
     }
@@ -402,9 +423,20 @@ const RECV_BUF: usize = 64 * 1024;
 /// (the dump is still read to its end so the socket is left clean). A dump interrupted by
 /// a concurrent table change is retried up to twice.
 pub fn dump(q: &Query, max_sockets: usize) -> Result<Vec<DiagSocket>, DiagError> {
+    dump_with(|seq| build_request(q, seq), max_sockets, parse_msg)
+}
+
+/// [`dump`] for any family: `request` builds the request datagram for a sequence number,
+/// `parse` reads one reply message.
+pub(crate) fn dump_with<T>(
+    request: impl Fn(u32) -> Vec<u8>,
+    max_sockets: usize,
+    parse: fn(&[u8]) -> Result<T, DiagError>,
+) -> Result<Vec<T>, DiagError> {
     let mut last = None;
     for attempt in 0..3u32 {
-        let replies = dump_once(q, 1 + attempt, max_sockets)?;
+        let seq = 1 + attempt;
+        let replies = dump_once(&request(seq), seq, max_sockets, parse)?;
         if !replies.interrupted {
             return Ok(replies.sockets);
         }
@@ -413,9 +445,14 @@ pub fn dump(q: &Query, max_sockets: usize) -> Result<Vec<DiagSocket>, DiagError>
     Ok(last.unwrap_or_default())
 }
 
-fn dump_once(q: &Query, seq: u32, max_sockets: usize) -> Result<Replies, DiagError> {
+fn dump_once<T>(
+    request: &[u8],
+    seq: u32,
+    max_sockets: usize,
+    parse: fn(&[u8]) -> Result<T, DiagError>,
+) -> Result<Replies<T>, DiagError> {
     let sock = NetlinkSocket::open(Duration::from_secs(2)).map_err(DiagError::Os)?;
-    sock.send(&build_request(q, seq)).map_err(DiagError::Os)?;
+    sock.send(request).map_err(DiagError::Os)?;
     let mut buf = vec![0u8; RECV_BUF];
     let mut out = Replies::default();
     loop {
@@ -425,7 +462,7 @@ fn dump_once(q: &Query, seq: u32, max_sockets: usize) -> Result<Replies, DiagErr
                 "end of stream before NLMSG_DONE".into(),
             ));
         }
-        parse_replies(&buf[..n], seq, &mut out)?;
+        parse_replies_with(&buf[..n], seq, &mut out, parse)?;
         out.sockets.truncate(max_sockets);
         if out.done {
             return Ok(out);

@@ -128,6 +128,7 @@ impl Net<'_> {
                 drops: None,
                 uid: r.uid,
                 inode: r.inode,
+                unix: None,
             })
             .collect();
         Ok((listeners, Source::ProcNetTcp, Some(why_not)))
@@ -181,7 +182,7 @@ impl Net<'_> {
         listeners: &[Listener],
     ) -> BTreeMap<u16, Result<Vec<IpAddr>, String>> {
         let mut out = BTreeMap::new();
-        for l in listeners {
+        for l in listeners.iter().filter(|l| l.unix.is_none()) {
             out.entry(l.port).or_insert_with(|| {
                 // Only the families listening on this port can hold its connections: an
                 // IPv4 listener's are all AF_INET, so the (costly) AF_INET6 walk is skipped.

@@ -12,6 +12,7 @@ use procguard_common::CheckError;
 
 use crate::args::{url_endpoint, Args};
 use crate::listener::Listener;
+use crate::probe;
 
 /// The listeners asked for: a port (none: every port of the selected processes) and the
 /// addresses they must serve (none: any).
@@ -26,10 +27,10 @@ pub struct Target {
 impl Target {
     /// What the options name. Resolves the URL's host when it is a name.
     pub fn from_args(args: &Args) -> Result<Target, CheckError> {
-        let url = args
-            .url
-            .as_deref()
-            .filter(|_| args.port.is_none() && args.select.is_empty());
+        // With --unix the URL only says what to ask for over the socket.
+        let url = args.url.as_deref().filter(|_| {
+            args.port.is_none() && args.select.is_empty() && args.unix.is_none() && !args.unix_only
+        });
         let Some(url) = url else {
             return Ok(Target {
                 port: args.port,
@@ -117,9 +118,35 @@ pub fn state_key(args: &Args, target: &Target) -> String {
     parts.join(" ")
 }
 
-/// The URL to probe, if any, and the inode of the listener it goes to: the one serving the
-/// URL's address and port, else (`--url` with `--port`) the first listener on `--port`.
+/// Where to probe, if anywhere, and the inode of the listener it goes to: `--url` (the
+/// listener serving the URL's address and port, else with `--port` the first listener on
+/// it), or with `--probe` the (first) listener; over its socket for a Unix listener (none
+/// when `--unix PATH` has no listener: that is said already).
 pub fn probe(
+    args: &Args,
+    target: &Target,
+    listeners: &[Listener],
+) -> Option<(probe::Target, Option<u64>)> {
+    let to = |url: String, unix: Option<&String>| probe::Target {
+        url,
+        host: args.tls.host.clone(),
+        unix: unix.map(std::path::PathBuf::from),
+    };
+    if args.unix.is_some() || args.unix_only {
+        let l = listeners.iter().find(|l| l.unix.is_some())?;
+        let url = match (&args.url, args.probe) {
+            (Some(url), _) => url.clone(),
+            (None, true) => "http://localhost/".into(),
+            (None, false) => return None,
+        };
+        return Some((to(url, l.unix.as_ref()), Some(l.inode)));
+    }
+    let (url, probed) = tcp_probe(args, target, listeners)?;
+    Some((to(url, None), probed))
+}
+
+/// The TCP URL to probe and its listener.
+fn tcp_probe(
     args: &Args,
     target: &Target,
     listeners: &[Listener],
