@@ -68,14 +68,14 @@ impl fmt::Display for Number {
 /// as `9223372036854775808` only by chance; `1e19 + 2048.0` would print rounded). An
 /// integral float below 2^127 is therefore printed through `i128`, which is its exact value.
 pub fn exact(v: f64) -> String {
+    // 2^127: every integral f64 below it converts to i128 without loss.
+    const I128_SAFE: f64 = 1.701_411_834_604_692_3e38;
     if !v.is_finite() {
         return "U".to_string();
     }
     if v == 0.0 {
         return "0".to_string(); // also -0.0
     }
-    // 2^127: every integral f64 below it converts to i128 without loss.
-    const I128_SAFE: f64 = 1.7014118346046923e38;
     if v.fract() == 0.0 && v.abs() < I128_SAFE {
         #[allow(clippy::cast_possible_truncation)] // integral and in range, checked above
         let int = v as i128;
@@ -143,17 +143,18 @@ mod tests {
         assert_eq!(exact(0.1 + 0.2), "0.30000000000000004");
         assert_eq!(exact(1e20), "100000000000000000000");
         // 2^63 as a float is exactly 9223372036854775808.
-        assert_eq!(
-            exact(9_223_372_036_854_775_807_u64 as f64),
-            "9223372036854775808"
-        );
+        assert_eq!(exact(9_223_372_036_854_775_808.0), "9223372036854775808");
         assert_eq!(exact(1e19 + 2048.0), "10000000000000002048");
         assert_eq!(exact(-0.0), "0");
         assert_eq!(exact(-2.5), "-2.5");
         for v in [1e-7, 1e-300, 123.456, 1e300, f64::MIN_POSITIVE] {
             let text = exact(v);
             assert!(!text.contains(['e', 'E', ',']), "{text}");
-            assert_eq!(text.parse::<f64>().unwrap(), v, "{text} must read back");
+            assert_eq!(
+                text.parse::<f64>().unwrap().to_bits(),
+                v.to_bits(),
+                "{text} must read back"
+            );
         }
     }
 

@@ -68,12 +68,14 @@ impl PerfData {
     }
 
     /// Sets the unit.
+    #[must_use]
     pub fn uom(mut self, uom: Uom) -> PerfData {
         self.uom = uom;
         self
     }
 
     /// Sets warn and crit from the same ranges that are evaluated.
+    #[must_use]
     pub fn thresholds(mut self, t: &Thresholds) -> PerfData {
         self.warn = t.warning;
         self.crit = t.critical;
@@ -81,6 +83,7 @@ impl PerfData {
     }
 
     /// Sets the minimum.
+    #[must_use]
     pub fn min(mut self, min: impl Into<Number>) -> PerfData {
         let min = min.into();
         self.min = min.is_finite().then_some(min);
@@ -88,6 +91,7 @@ impl PerfData {
     }
 
     /// Sets the maximum, if known.
+    #[must_use]
     pub fn max<N: Into<Number>>(mut self, max: Option<N>) -> PerfData {
         self.max = max.map(Into::into).filter(|m| m.is_finite());
         self
@@ -167,13 +171,13 @@ mod tests {
         assert_eq!(PerfData::new("procs", 3.0).to_string(), "'procs'=3");
         assert_eq!(PerfData::new("x", 1.0).min(0.0).to_string(), "'x'=1;;;0");
         assert_eq!(
-            PerfData::new("time", 0.0001234)
+            PerfData::new("time", 0.000_123_4)
                 .uom(Uom::Seconds)
                 .to_string(),
             "'time'=0.0001234s"
         );
         assert_eq!(
-            PerfData::new("pct", 99.70703125)
+            PerfData::new("pct", 99.707_031_25)
                 .uom(Uom::Percent)
                 .to_string(),
             "'pct'=99.70703125%"

@@ -58,6 +58,7 @@ impl Range {
     /// Scales both finite ends by `factor` and rounds them to whole numbers so that the
     /// range keeps its meaning for integer values (start up, end down): 80% of 1024 is
     /// 819.2, and "alerts above 819.2" is "alerts above 819" for a count.
+    #[must_use]
     pub fn scaled_to_integers(&self, factor: f64) -> Range {
         let scale = |v: f64| if v.is_finite() { v * factor } else { v };
         Range {

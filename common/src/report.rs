@@ -252,14 +252,14 @@ fn assemble(head: &str, perf: &[String], keep: usize, lines: &[String]) -> Strin
 /// has room, then long-output lines while the output has room, the last line saying how
 /// many were left out.
 fn fit(head: &str, perf: &[String], mut lines: Vec<String>) -> String {
-    let mut line1 = head.len();
+    let mut first_len = head.len();
     let mut keep = 0;
     for item in perf {
         let sep = if keep == 0 { 3 } else { 1 };
-        if line1 + sep + item.len() > MAX_LINE1 {
+        if first_len + sep + item.len() > MAX_LINE1 {
             break;
         }
-        line1 += sep + item.len();
+        first_len += sep + item.len();
         keep += 1;
     }
     if keep < perf.len() {
@@ -272,7 +272,7 @@ fn fit(head: &str, perf: &[String], mut lines: Vec<String>) -> String {
             ),
         );
     }
-    let room = MAX_OUTPUT - line1;
+    let room = MAX_OUTPUT - first_len;
     let total = |ls: &[String]| ls.iter().map(|l| l.len() + 1).sum::<usize>();
     if total(&lines) > room {
         let all = lines.len();
@@ -403,10 +403,10 @@ mod tests {
             ["trace", "perfdata 'a_fds'=1021;819;921;0;1024"]
         );
         // Line 1 and the state never change with the level.
-        let line1 = |v: u8| r.render("X", v).0.lines().next().map(str::to_string);
-        assert!((1..=3).all(|v| line1(v) == line1(0)));
+        let first = |v: u8| r.render("X", v).0.lines().next().map(str::to_string);
+        assert!((1..=3).all(|v| first(v) == first(0)));
         assert_eq!(
-            line1(0).unwrap(),
+            first(0).unwrap(),
             "X CRITICAL - a[1] 1021/1024 (critical > 921) (+1 more) | 'a_fds'=1021;819;921;0;1024"
         );
     }
@@ -454,11 +454,11 @@ mod tests {
         let (out, status) = r.render("FD_USAGE", 0);
         assert_eq!(status, Status::Critical);
         assert!(out.len() <= MAX_OUTPUT, "{} bytes", out.len());
-        let line1 = out.lines().next().unwrap();
-        assert!(line1.len() <= MAX_LINE1, "{line1}");
+        let head = out.lines().next().unwrap();
+        assert!(head.len() <= MAX_LINE1, "{head}");
         assert!(
-            line1.starts_with("FD_USAGE CRITICAL - worker-process-0[4000] 1000/1024 open files (critical > 921) (+59 more) | 'worker_0_fds'=1000;819;921;;1024"),
-            "{line1}"
+            head.starts_with("FD_USAGE CRITICAL - worker-process-0[4000] 1000/1024 open files (critical > 921) (+59 more) | 'worker_0_fds'=1000;819;921;;1024"),
+            "{head}"
         );
         let lines: Vec<&str> = out.lines().collect();
         assert!(lines[1].ends_with("perfdata items left out to keep line 1 within 512 bytes (use --label or a narrower selection)"), "{}", lines[1]);

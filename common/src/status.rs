@@ -35,6 +35,7 @@ impl Status {
     }
 
     /// The worse of two states.
+    #[must_use]
     pub fn worse(self, other: Status) -> Status {
         if other.severity() > self.severity() {
             other

@@ -75,6 +75,9 @@ impl Default for HolderSpec {
 impl Holder {
     /// Starts `sleep 600` with the limit set and the fds opened between fork and exec, so
     /// the limits and the fd table are the kernel's real ones.
+    ///
+    /// # Panics
+    /// When the child cannot be started or does not exec within 5 s.
     pub fn start(spec: &HolderSpec) -> Holder {
         let (dir, exe) = match &spec.exe_name {
             Some(name) => {
@@ -102,7 +105,7 @@ impl Holder {
                     rlim_cur: soft,
                     rlim_max: hard,
                 };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const rl) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 for _ in 3..fds {
@@ -133,8 +136,11 @@ impl Holder {
     }
 
     /// Its PID.
+    ///
+    /// # Panics
+    /// Never: Linux PIDs are below 2^22.
     pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+        i32::try_from(self.child.id()).expect("a PID fits in i32")
     }
 }
 
@@ -185,6 +191,9 @@ impl Outcome {
 /// Runs a plugin binary with a clean environment (`LC_ALL=C`), asserts the output contract
 /// (exit 0-3, line 1 `NAME STATE - `, matching state, no stderr, no `|` in long output) and
 /// returns the outcome.
+///
+/// # Panics
+/// When the binary cannot be run or its output breaks the contract.
 pub fn run_plugin<I, S>(bin: &str, args: I) -> Outcome
 where
     I: IntoIterator<Item = S>,
@@ -196,6 +205,9 @@ where
 }
 
 /// Runs a prepared plugin command and asserts the output contract.
+///
+/// # Panics
+/// When the command cannot be run or its output breaks the contract.
 pub fn run_command(cmd: &mut Command) -> Outcome {
     let start = Instant::now();
     let out = cmd.stdin(Stdio::null()).output().expect("run plugin");
@@ -210,6 +222,9 @@ pub fn run_command(cmd: &mut Command) -> Outcome {
 }
 
 /// The output contract every run must keep (docs/contract.md §1, §2).
+///
+/// # Panics
+/// When it is not kept: that is the assertion.
 pub fn assert_contract(o: &Outcome) {
     assert!(
         (0..=3).contains(&o.code),
@@ -217,7 +232,12 @@ pub fn assert_contract(o: &Outcome) {
         o.code
     );
     assert!(o.stderr.is_empty(), "stderr must be empty: {o:?}");
-    let state = ["OK", "WARNING", "CRITICAL", "UNKNOWN"][o.code as usize];
+    let state = match o.code {
+        0 => "OK",
+        1 => "WARNING",
+        2 => "CRITICAL",
+        _ => "UNKNOWN",
+    };
     let line1 = o.line1();
     let mut words = line1.splitn(3, ' ');
     let (name, got_state, rest) = (
@@ -250,6 +270,9 @@ pub fn assert_contract(o: &Outcome) {
 }
 
 /// One perfdata item per the strict grammar and label rule of docs/contract.md §3.
+///
+/// # Panics
+/// When the item breaks the grammar: that is the assertion.
 pub fn assert_perfdata_item(item: &str) {
     let bad = || format!("invalid perfdata item {item:?}");
     let rest = item

@@ -429,7 +429,7 @@ mod tests {
         assert_eq!(
             l.get("as"),
             Some(Rlimit {
-                soft: Some(2147483648),
+                soft: Some(2_147_483_648),
                 hard: None
             })
         );
@@ -474,7 +474,7 @@ mod tests {
             (nofile.row, nofile.ulimit, nofile.systemd, nofile.unit),
             ("Max open files", 'n', "LimitNOFILE", LimitUnit::Files)
         );
-        assert_eq!(nofile.resource, libc::RLIMIT_NOFILE as i32);
+        assert_eq!(i64::from(nofile.resource), i64::from(libc::RLIMIT_NOFILE),);
         assert_eq!(item("cpu").unwrap().conf_scale, 60);
         assert_eq!(item("as").unwrap().conf_scale, 1024);
         assert_eq!(item("msgqueue").unwrap().conf_scale, 1);
@@ -616,7 +616,7 @@ mod tests {
         let without: String = LOWERED
             .lines()
             .filter(|l| !l.starts_with("Max open files"))
-            .map(|l| format!("{l}\n"))
+            .flat_map(|l| [l, "\n"])
             .collect();
         assert_eq!(
             Limits::parse(&without).unwrap_err(),

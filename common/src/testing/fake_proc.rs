@@ -279,7 +279,7 @@ impl FakeProcess<'_> {
             .cmdline
             .clone()
             .unwrap_or_else(|| vec![self.comm.clone()]);
-        let argv: String = argv.iter().map(|a| format!("{a}\0")).collect();
+        let argv: String = argv.iter().flat_map(|a| [a.as_str(), "\0"]).collect();
         t.file(&format!("{dir}/cmdline"), &argv);
         t.file(&format!("{dir}/environ"), &self.environ);
         t.file(&format!("{dir}/cgroup"), &self.cgroup);
@@ -332,11 +332,13 @@ impl FakeProcess<'_> {
                     "NSsid" => session.to_string(),
                     "Uid" => [self.uid; 4].map(|v| v.to_string()).join("\t"),
                     "Gid" => [self.gid; 4].map(|v| v.to_string()).join("\t"),
-                    _ => return format!("{line}\n"),
+                    _ => return line.to_string(),
                 };
-                format!("{key}:\t{value}\n")
+                format!("{key}:\t{value}")
             })
-            .collect()
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
     }
 }
 

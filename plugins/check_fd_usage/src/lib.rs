@@ -4,6 +4,7 @@
 //!
 //! [`acquire`] reads /proc into an [`acquire::Observation`], [`evaluate`] judges it (pure,
 //! unit-tested), the common report renders it (docs/architecture.md).
+#![deny(missing_docs)]
 
 pub mod acquire;
 pub mod evaluate;
@@ -21,12 +22,15 @@ use procguard_common::{CheckArgs, CheckError, CommonArgs, Report, Threshold, Thr
 #[derive(Parser, Debug)]
 #[command(name = "check_fd_usage", version, about, long_about)]
 pub struct Args {
+    /// `-w`/`-c` on each process's open fds.
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
 
+    /// `-t`, `-v`, `--label`.
     #[command(flatten)]
     pub common: CommonArgs,
 
+    /// Which processes.
     #[command(flatten)]
     pub select: Selector,
 
