@@ -241,9 +241,10 @@ fn run_measured(bin: &str, args: &[OsString], cwd: &Path) -> Measured {
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let id = i32::try_from(child.id()).unwrap();
     // SAFETY: waits for our own child, which std has not reaped (we never called wait).
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32, "wait4");
+    let pid = unsafe { libc::wait4(id, &raw mut status, 0, &raw mut usage) };
+    assert_eq!(pid, id, "wait4");
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else {
@@ -313,36 +314,26 @@ fn make_bad_files(dir: &Path) {
     std::fs::write(dir.join("shadow"), SHADOW).unwrap();
 }
 
-/// Every option of every plugin, bare and after a base selector, with every malformed
-/// value (flags alone): exit 0-3, the output contract, at most 8 s (all run with -t 5
-/// unless -t is under test) and 64 MiB each.
-/// The runs go through a pool of 3 so the matrix stays fast on a 2-core CI machine.
-#[test]
-fn bad_input_matrix() {
-    const MAX_RSS_KIB: i64 = 64 * 1024;
-    let tmp = tempfile::tempdir().unwrap();
-    make_bad_files(tmp.path());
-    let state = tmp.path().join("state");
-    let holder = std::process::Command::new("sleep")
-        .arg("600")
-        .spawn()
-        .unwrap();
-    let pid = holder.id().to_string();
-    let values = bad_values(tmp.path());
-    let mut cases: Vec<(String, String, Vec<OsString>)> = Vec::new();
+/// One run of the matrix: the binary, a name for the report, the arguments.
+type Case = (String, String, Vec<OsString>);
+
+/// Every option of every plugin with each of `values` (a flag alone), bare and after a
+/// base that selects `pid`. Every run has `-t 5` unless `-t` is under test, so a loaded
+/// machine turns a slow run into the plugin's own timeout result.
+fn matrix_cases(values: &[(String, OsString)], pid: &str, state: &Path) -> Vec<Case> {
+    let mut cases = Vec::new();
     for plugin in procguard_contract_tests::generate::PLUGINS {
         if !plugin_names().iter().any(|n| n == plugin.name) {
             continue;
         }
         let bin = plugin_path(plugin.name).to_string_lossy().into_owned();
-        let cmd = plugin.built_command();
-        for arg in cmd.get_arguments() {
+        for arg in plugin.built_command().get_arguments() {
             let Some(long) = arg.get_long() else { continue };
             if matches!(long, "help" | "version") {
                 continue;
             }
             let flag = format!("--{long}");
-            let mut base: Vec<&str> = vec!["-t", "5", "--pid", &pid];
+            let mut base: Vec<&str> = vec!["-t", "5", "--pid", pid];
             if plugin.stateful {
                 base.extend(["--state-dir", state.to_str().unwrap()]);
             }
@@ -350,47 +341,47 @@ fn bad_input_matrix() {
                 base.extend(["--expect", "nofile=1024"]);
             }
             // The option under test replaces a base option of the same name.
-            let base: Vec<OsString> = base
-                .chunks(2)
-                .filter(|kv| kv[0] != flag && !(kv[0] == "-t" && long == "timeout"))
-                .flatten()
-                .map(OsString::from)
-                .collect();
-            let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
-            let tries: Vec<(String, Vec<OsString>)> = if takes_value {
-                values
-                    .iter()
-                    .map(|(n, v)| (n.clone(), vec![OsString::from(&flag), v.clone()]))
-                    .collect()
-            } else {
-                vec![("flag".into(), vec![OsString::from(&flag)])]
-            };
-            // Bare runs keep -t 5 too, so a loaded machine turns a slow run into the
-            // plugin's own timeout result, inside the time bound.
-            let bare_t: Vec<OsString> = if long == "timeout" {
+            let keep = |k: &str| k != flag && !(k == "-t" && long == "timeout");
+            let bare: Vec<OsString> = if long == "timeout" {
                 Vec::new()
             } else {
                 vec!["-t".into(), "5".into()]
             };
+            let base: Vec<OsString> = base
+                .chunks(2)
+                .filter(|kv| keep(kv[0]))
+                .flatten()
+                .map(OsString::from)
+                .collect();
+            let tries: Vec<(String, Vec<OsString>)> =
+                if arg.get_num_args().is_some_and(|n| n.takes_values()) {
+                    values
+                        .iter()
+                        .map(|(n, v)| (n.clone(), vec![OsString::from(&flag), v.clone()]))
+                        .collect()
+                } else {
+                    vec![("flag".into(), vec![OsString::from(&flag)])]
+                };
             for (what, tail) in tries {
-                let mut bare = bare_t.clone();
-                bare.extend(tail.clone());
-                cases.push((bin.clone(), format!("{} {flag} {what}", plugin.name), bare));
-                let mut with_base = base.clone();
-                with_base.extend(tail);
-                cases.push((
-                    bin.clone(),
-                    format!("{} base {flag} {what}", plugin.name),
-                    with_base,
-                ));
+                for (kind, head) in [("", &bare), ("base ", &base)] {
+                    let mut args = head.clone();
+                    args.extend(tail.iter().cloned());
+                    cases.push((
+                        bin.clone(),
+                        format!("{} {kind}{flag} {what}", plugin.name),
+                        args,
+                    ));
+                }
             }
         }
     }
-    let cwd = tmp.path().join("cwd");
-    std::fs::create_dir(&cwd).unwrap();
+    cases
+}
+
+/// Runs `cases` through a pool of 3 (fast enough on a 2-core CI machine).
+fn run_pool(cases: &[Case], cwd: &Path) -> Vec<(String, Measured)> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results = std::sync::Mutex::new(Vec::new());
-    let started = std::time::Instant::now();
     std::thread::scope(|s| {
         for _ in 0..3 {
             s.spawn(|| loop {
@@ -398,61 +389,76 @@ fn bad_input_matrix() {
                 let Some((bin, name, args)) = cases.get(i) else {
                     break;
                 };
-                let m = run_measured(bin, args, &cwd);
+                let m = run_measured(bin, args, cwd);
                 results.lock().unwrap().push((name.clone(), m));
             });
         }
     });
-    let mut holder = holder;
+    results.into_inner().unwrap()
+}
+
+/// What a run did wrong: the output contract, more than 8 s, more than 64 MiB.
+fn matrix_failures(name: &str, m: &Measured) -> Vec<String> {
+    const MAX_RSS_KIB: i64 = 64 * 1024;
+    let o = &m.outcome;
+    let mut failures = Vec::new();
+    if let Err(e) = std::panic::catch_unwind(|| assert_contract(o)) {
+        let why = e
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_else(|| "contract".into());
+        failures.push(format!(
+            "{name}: {}",
+            why.chars().take(300).collect::<String>()
+        ));
+    }
+    if o.elapsed > std::time::Duration::from_secs(8) {
+        failures.push(format!("{name}: took {:?}", o.elapsed));
+    }
+    if m.max_rss_kib > MAX_RSS_KIB {
+        failures.push(format!("{name}: peak RSS {} KiB", m.max_rss_kib));
+    }
+    failures
+}
+
+/// Every option of every plugin, bare and after a base selector, with every malformed
+/// value (flags alone): exit 0-3, the output contract, at most 8 s and 64 MiB each.
+#[test]
+fn bad_input_matrix() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_bad_files(tmp.path());
+    let cwd = tmp.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
+    let mut holder = Command::new("sleep").arg("600").spawn().unwrap();
+    let cases = matrix_cases(
+        &bad_values(tmp.path()),
+        &holder.id().to_string(),
+        &tmp.path().join("state"),
+    );
+    let started = std::time::Instant::now();
+    let results = run_pool(&cases, &cwd);
     let _ = holder.kill();
     let _ = holder.wait();
-    let results = results.into_inner().unwrap();
-    let mut failures = Vec::new();
-    let mut zero_rss = Vec::new();
-    for (name, m) in &results {
-        let o = &m.outcome;
-        if let Err(e) = std::panic::catch_unwind(|| assert_contract(o)) {
-            let why = e
-                .downcast_ref::<String>()
-                .cloned()
-                .unwrap_or_else(|| "contract".into());
-            failures.push(format!(
-                "{name}: {}",
-                why.chars().take(300).collect::<String>()
-            ));
-        }
-        if o.elapsed > std::time::Duration::from_secs(8) {
-            failures.push(format!("{name}: took {:?}", o.elapsed));
-        }
-        if m.max_rss_kib > MAX_RSS_KIB {
-            failures.push(format!("{name}: peak RSS {} KiB", m.max_rss_kib));
-        }
-        if name.contains("dev-zero") || name.contains("dev-urandom") {
-            zero_rss.push(m.max_rss_kib);
-        }
-    }
-    let max_rss = results
+    let failures: Vec<String> = results
         .iter()
-        .map(|(_, m)| m.max_rss_kib)
-        .max()
-        .unwrap_or(0);
+        .flat_map(|(name, m)| matrix_failures(name, m))
+        .collect();
+    let rss = |filter: &dyn Fn(&str) -> bool| {
+        let all: Vec<i64> = results
+            .iter()
+            .filter(|(n, _)| filter(n))
+            .map(|(_, m)| m.max_rss_kib)
+            .collect();
+        (all.len(), all.into_iter().max().unwrap_or(0))
+    };
+    let (_, max_rss) = rss(&|_| true);
+    let (zero_runs, zero_rss) = rss(&|n| n.contains("dev-zero") || n.contains("dev-urandom"));
     eprintln!(
-        "bad-input matrix: {} runs in {:.1}s, {} failures; peak RSS max {} KiB; /dev/zero and /dev/urandom cases ({}): peak RSS max {} KiB",
+        "bad-input matrix: {} runs in {:.1}s, {} failures; peak RSS max {max_rss} KiB; /dev/zero and /dev/urandom cases ({zero_runs}): peak RSS max {zero_rss} KiB",
         results.len(),
         started.elapsed().as_secs_f64(),
         failures.len(),
-        max_rss,
-        zero_rss.len(),
-        zero_rss.iter().max().unwrap_or(&0)
     );
-    let mut slowest: Vec<(&String, std::time::Duration)> = results
-        .iter()
-        .map(|(n, m)| (n, m.outcome.elapsed))
-        .collect();
-    slowest.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
-    for (name, d) in slowest.iter().take(5) {
-        eprintln!("  slowest: {name}: {:.2}s", d.as_secs_f64());
-    }
     assert!(results.len() > 1000, "{} runs", results.len());
     assert!(
         failures.is_empty(),
@@ -608,7 +614,10 @@ fn a_hostile_process_name_is_sanitized() {
             assert!(!o.stdout.contains(bad), "{plugin}: {bad:?} in {o:?}");
         }
         if plugin == "check_fd_usage" {
-            assert!(o.line1().contains(&format!("ev?[31mil x y?z[{pid}]")), "{o:?}");
+            assert!(
+                o.line1().contains(&format!("ev?[31mil x y?z[{pid}]")),
+                "{o:?}"
+            );
         }
     }
     let _ = child.kill();

@@ -23,9 +23,12 @@ use crate::tls::TlsArgs;
 /// are percent of the backlog; a full queue holds backlog+1 connections. Drops are deltas
 /// since the last run (state in --state-dir). -w/-c are response times in seconds for the
 /// probe (--url or --probe), as in check_http. When the probe fails or the queue is full,
-/// the process holding the listener is looked up and its open files compared with its limit.
-/// Unix stream listeners (php-fpm, gunicorn, uWSGI behind nginx) are checked the same way:
-/// --unix PATH, or --unix-only with the selectors; --probe then speaks HTTP over the socket.
+/// every process holding the listener (a pre-forking server's master and workers) is looked
+/// up and its open files compared with its own limit. A selected process's listeners are
+/// read in its own network namespace (a container's), --netns does the same for --port, and
+/// the probe connects from inside it. Unix stream listeners (php-fpm, gunicorn, uWSGI
+/// behind nginx) are checked the same way: --unix PATH, or --unix-only with the selectors;
+/// --probe then speaks HTTP over the socket.
 #[derive(Parser, Debug)]
 #[command(name = "check_http_backlog", version, about, long_about)]
 pub struct Args {
