@@ -19,9 +19,6 @@
 //! What cannot be read (another user's environ) is said, never guessed.
 
 use std::fmt::Write as _;
-use std::fs;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::proc::container::Runtime;
@@ -948,23 +945,16 @@ pub fn cmp_limit(a: Option<u64>, b: Option<u64>) -> std::cmp::Ordering {
     }
 }
 
-/// Reads a configuration file outside /proc: regular files only, at most [`CONFIG_MAX`]
-/// bytes, never blocking on a FIFO.
+/// Reads a configuration file outside /proc through the one bounded reader (regular files
+/// only, at most [`CONFIG_MAX`] bytes, never blocking on a FIFO); the error says why,
+/// without repeating the path.
 fn read_config(path: &Path) -> Result<String, String> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| e.to_string())?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
-    let mut bytes = Vec::new();
-    file.take(CONFIG_MAX)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    crate::files::read_regular_text(path, CONFIG_MAX, crate::files::Follow::Always).map_err(|e| {
+        let text = e.to_string();
+        let prefix = format!("cannot read {}: ", path.display());
+        text.strip_prefix(&prefix)
+            .map_or(text.clone(), str::to_string)
+    })
 }
 
 /// Signs that the process that started `pid` has exited: its session or process group
@@ -1257,6 +1247,7 @@ impl Provenance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn supervisors_are_recognised() {
