@@ -19,9 +19,6 @@
 //! What cannot be read (another user's environ) is said, never guessed.
 
 use std::fmt::Write as _;
-use std::fs;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::proc::container::Runtime;
@@ -588,8 +585,34 @@ mod live {
     use crate::proc::ProcRoot;
     use std::path::{Path, PathBuf};
 
-    /// Running processes of `kind`.
+    /// Which scans this run did already: (root, kind, item) and what they found.
+    type Scans = Vec<(PathBuf, Kind, String, Vec<Ancestor>)>;
+
+    thread_local! {
+        // A check of many processes from one supervisor (`--user`, `--name`) would scan
+        // /proc once per process; a plugin run is short, so one scan per run is current
+        // enough.
+        static SCANS: std::cell::RefCell<Scans> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// Running processes of `kind`, scanned once per run.
     fn running(root: &ProcRoot, kind: Kind, item: &str) -> Vec<Ancestor> {
+        let key = (root.path().to_path_buf(), kind, item.to_string());
+        let known = SCANS.with(|s| {
+            s.borrow()
+                .iter()
+                .find(|(r, k, i, _)| (r, k, i) == (&key.0, &key.1, &key.2))
+                .map(|(_, _, _, found)| found.clone())
+        });
+        if let Some(found) = known {
+            return found;
+        }
+        let found = scan(root, kind, item);
+        SCANS.with(|s| s.borrow_mut().push((key.0, key.1, key.2, found.clone())));
+        found
+    }
+
+    fn scan(root: &ProcRoot, kind: Kind, item: &str) -> Vec<Ancestor> {
         root.pids()
             .unwrap_or_default()
             .into_iter()
@@ -922,23 +945,16 @@ pub fn cmp_limit(a: Option<u64>, b: Option<u64>) -> std::cmp::Ordering {
     }
 }
 
-/// Reads a configuration file outside /proc: regular files only, at most [`CONFIG_MAX`]
-/// bytes, never blocking on a FIFO.
+/// Reads a configuration file outside /proc through the one bounded reader (regular files
+/// only, at most [`CONFIG_MAX`] bytes, never blocking on a FIFO); the error says why,
+/// without repeating the path.
 fn read_config(path: &Path) -> Result<String, String> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| e.to_string())?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
-    let mut bytes = Vec::new();
-    file.take(CONFIG_MAX)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    crate::files::read_regular_text(path, CONFIG_MAX, crate::files::Follow::Always).map_err(|e| {
+        let text = e.to_string();
+        let prefix = format!("cannot read {}: ", path.display());
+        text.strip_prefix(&prefix)
+            .map_or(text.clone(), str::to_string)
+    })
 }
 
 /// Signs that the process that started `pid` has exited: its session or process group
@@ -1231,6 +1247,7 @@ impl Provenance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn supervisors_are_recognised() {

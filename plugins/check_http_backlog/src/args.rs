@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use procguard_common::cli::parse_duration;
-use procguard_common::perfdata::format_number;
+use procguard_common::number::human;
 use procguard_common::select::Selector;
 use procguard_common::state::StateArgs;
 use procguard_common::{CheckArgs, CheckError, CommonArgs, Threshold, ThresholdArgs};
@@ -23,9 +23,12 @@ use crate::tls::TlsArgs;
 /// are percent of the backlog; a full queue holds backlog+1 connections. Drops are deltas
 /// since the last run (state in --state-dir). -w/-c are response times in seconds for the
 /// probe (--url or --probe), as in check_http. When the probe fails or the queue is full,
-/// the process holding the listener is looked up and its open files compared with its limit.
-/// Unix stream listeners (php-fpm, gunicorn, uWSGI behind nginx) are checked the same way:
-/// --unix PATH, or --unix-only with the selectors; --probe then speaks HTTP over the socket.
+/// every process holding the listener (a pre-forking server's master and workers) is looked
+/// up and its open files compared with its own limit. A selected process's listeners are
+/// read in its own network namespace (a container's), --netns does the same for --port, and
+/// the probe connects from inside it. Unix stream listeners (php-fpm, gunicorn, uWSGI
+/// behind nginx) are checked the same way: --unix PATH, or --unix-only with the selectors;
+/// --probe then speaks HTTP over the socket.
 #[derive(Parser, Debug)]
 #[command(name = "check_http_backlog", version, about, long_about)]
 pub struct Args {
@@ -229,7 +232,7 @@ pub fn validate(args: &Args) -> Result<(), CheckError> {
     {
         return invalid(format!(
             "--probe-timeout {}s must be above 0 and below -t {}",
-            format_number(args.probe_timeout.as_secs_f64()),
+            human(args.probe_timeout.as_secs_f64(), 3),
             args.common.timeout
         ));
     }

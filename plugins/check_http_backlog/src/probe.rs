@@ -174,14 +174,17 @@ pub struct Target {
 impl Target {
     /// `https://127.0.0.1:8443/ (Host app.test)`, `http://localhost/ over /run/app.sock`.
     pub fn describe(&self) -> String {
-        let mut text = self.url.clone();
-        if let Some(h) = &self.host {
-            text.push_str(&format!(" (Host {h})"));
-        }
-        if let Some(p) = &self.unix {
-            text.push_str(&format!(" over {}", p.display()));
-        }
-        text
+        let host = self
+            .host
+            .as_ref()
+            .map(|h| format!(" (Host {h})"))
+            .unwrap_or_default();
+        let over = self
+            .unix
+            .as_ref()
+            .map(|p| format!(" over {}", p.display()))
+            .unwrap_or_default();
+        format!("{}{host}{over}", self.url)
     }
 
     /// The URL the request is made for: the URL with `--host` as its host (same scheme,
@@ -329,6 +332,13 @@ impl<In: Transport> Connector<In> for UnixConnector {
 
 /// Connects to the Unix stream socket `path`, waiting at most `budget` when its accept
 /// queue is full (a Unix `connect` then blocks, up to SO_SNDTIMEO, and fails with EAGAIN).
+// sockaddr_un's fields are C types: AF_UNIX fits sa_family_t, path bytes c_char, and the
+// length (at most 110) socklen_t.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
 fn connect_unix(path: &Path, budget: Option<Duration>) -> Result<UnixStream, ureq::Error> {
     use std::os::fd::{FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
@@ -421,7 +431,7 @@ impl Transport for UnixTransport {
         let input = self.buffers.input_append_buf();
         let amount = loop {
             match self.stream.read(input) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 r => break timed(r, timeout)?,
             }
         };

@@ -370,16 +370,16 @@ impl fmt::Display for TlsFailure {
 /// `a, b, c and 4 more`.
 fn names_list(names: &[String]) -> String {
     const SHOWN: usize = 4;
-    let mut text = names
+    let text = names
         .iter()
         .take(SHOWN)
         .map(|n| clean(n))
         .collect::<Vec<_>>()
         .join(", ");
-    if names.len() > SHOWN {
-        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    match names.len().checked_sub(SHOWN) {
+        Some(more) if more > 0 => format!("{text} and {more} more"),
+        _ => text,
     }
-    text
 }
 
 /// A name from a certificate, safe to print: printable characters only, at most 64.
@@ -661,7 +661,7 @@ fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 fn utc(secs: u64) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days as i64);
+    let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(i64::MAX / 2));
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
         rem / 3600,
@@ -671,6 +671,8 @@ fn utc(secs: u64) -> String {
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's
 /// `civil_from_days`).
+// Day and month are in 1..=31 and 1..=12 by construction.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);

@@ -22,6 +22,13 @@
 //! UNIX_DIAG_UID   7  u32 (Linux >= 5.3)
 //! ```
 
+// The wire format's fields are u8/u16/u32 and its constants C ints known to fit them.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
+
 use crate::sock_diag::{
     align4, dump_with, u16_at, u32_at, DiagError, NLMSG_HDRLEN, NLM_F_DUMP, NLM_F_REQUEST,
     SOCK_DIAG_BY_FAMILY, TCP_LISTEN,
@@ -244,6 +251,7 @@ mod tests {
 
     #[test]
     fn a_real_listener_is_listed() {
+        use std::os::unix::fs::MetadataExt;
         let dir = std::env::temp_dir().join(format!("unix-diag-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("s.sock");
@@ -251,7 +259,6 @@ mod tests {
         let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let meta = std::fs::metadata(&path).unwrap();
         let found = listeners().unwrap();
-        use std::os::unix::fs::MetadataExt;
         let me = found
             .iter()
             .find(|s| s.is_file(meta.ino(), meta.dev()))

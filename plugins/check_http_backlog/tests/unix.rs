@@ -6,7 +6,10 @@
 //! Every server stops when dropped and gives up after 30 s; the child is killed on drop.
 
 #![cfg(target_os = "linux")]
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used)]
+// test code: a failed unwrap is a failed test
+// C struct fields (sockaddr_un, linger, socklen_t) from small known values.
+#![allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
