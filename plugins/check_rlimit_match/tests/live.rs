@@ -603,6 +603,11 @@ fn like_pidfile_naming_the_selected_process_itself() {
     let o = run(&["--pidfile", s(&pidfile), "--like-pidfile", s(&pidfile)]);
     assert_eq!(o.code, 3, "{}", o.stdout);
     assert!(
+        !o.stdout.contains("(+1 more)") && !o.stdout.contains("no expectation"),
+        "the one reason, not a second 'no expectation': {}",
+        o.stdout
+    );
+    assert!(
         o.line1().starts_with(&format!(
             "RLIMIT UNKNOWN - {name}[{}]: --like-pidfile {} names the selected process itself: nothing to compare it with (give another instance's pid or pidfile)",
             master.pid(),
