@@ -88,7 +88,7 @@ impl fmt::Display for Timeout {
         write!(
             f,
             "{}s",
-            crate::perfdata::format_number(self.duration.as_secs_f64())
+            crate::number::human(self.duration.as_secs_f64(), 3)
         )
     }
 }

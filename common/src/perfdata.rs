@@ -123,13 +123,6 @@ pub fn sanitize_label(label: &str) -> String {
     }
 }
 
-/// A number for perfdata, exact (docs/contract.md §3.3): integers stay integers, a fraction
-/// is the shortest decimal that reads back as the same value, never an exponent or a locale
-/// comma. For text shown to people use [`crate::number::human`].
-pub fn format_number(v: f64) -> String {
-    crate::number::exact(v)
-}
-
 impl fmt::Display for PerfData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let value = self.value.map_or("U".to_string(), |v| v.to_string());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use procguard_common::cli::parse_duration;
-use procguard_common::perfdata::format_number;
+use procguard_common::number::human;
 use procguard_common::select::Selector;
 use procguard_common::state::StateArgs;
 use procguard_common::{CheckArgs, CheckError, CommonArgs, Threshold, ThresholdArgs};
@@ -232,7 +232,7 @@ pub fn validate(args: &Args) -> Result<(), CheckError> {
     {
         return invalid(format!(
             "--probe-timeout {}s must be above 0 and below -t {}",
-            format_number(args.probe_timeout.as_secs_f64()),
+            human(args.probe_timeout.as_secs_f64(), 3),
             args.common.timeout
         ));
     }

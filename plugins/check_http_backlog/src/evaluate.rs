@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use procguard_common::perfdata::format_number;
+use procguard_common::number::human;
 use procguard_common::{PerfData, Range, Report, Status, Thresholds, Uom};
 use serde::{Deserialize, Serialize};
 
@@ -592,12 +592,8 @@ fn method_name(m: Method) -> &'static str {
 
 /// Seconds for the text: milliseconds, or a tenth of one below 10 ms (loopback is fast).
 fn secs(d: Duration) -> String {
-    let scale = if d < Duration::from_millis(10) {
-        10_000.0
-    } else {
-        1000.0
-    };
-    format_number((d.as_secs_f64() * scale).round() / scale)
+    let decimals = if d < Duration::from_millis(10) { 4 } else { 3 };
+    human(d.as_secs_f64(), decimals)
 }
 
 fn ok_summary(listeners: &[Listener], probe: Option<&Probe>) -> String {

@@ -53,9 +53,10 @@ impl Comparison {
     /// The state of a value that compares `order` with the expected one.
     pub fn status(self, order: Ordering) -> Status {
         match (order, self) {
-            (Ordering::Less, Comparison::Advisory) => Status::Warning,
+            (Ordering::Less, Comparison::Advisory) | (Ordering::Greater, Comparison::Exact) => {
+                Status::Warning
+            }
             (Ordering::Less, _) => Status::Critical,
-            (Ordering::Greater, Comparison::Exact) => Status::Warning,
             (Ordering::Greater | Ordering::Equal, _) => Status::Ok,
         }
     }
