@@ -81,9 +81,11 @@ use crate::render::Run;
     verbatim_doc_comment
 )]
 pub struct Args {
+    /// The options every plugin has (-t, -v, --label, --proc-root).
     #[command(flatten)]
     pub common: CommonArgs,
 
+    /// Which processes.
     #[command(flatten)]
     pub select: Selector,
 
