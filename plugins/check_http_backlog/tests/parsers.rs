@@ -1,7 +1,9 @@
-//! Property tests of check_http_backlog's parsers (issue 12): /proc/net/tcp{,6},
-//! /proc/net/netstat, sock_diag replies and `--expect-status` never panic; what parses is
+//! Property tests of `check_http_backlog`'s parsers (issue 12): /proc/net/tcp{,6},
+//! /proc/net/netstat, `sock_diag` replies and `--expect-status` never panic; what parses is
 //! what was written; status sets print back to themselves.
 #![allow(clippy::unwrap_used)]
+
+use std::fmt::Write as _;
 
 use clap::Parser;
 use proptest::prelude::*;
@@ -24,9 +26,10 @@ proptest! {
     ) {
         let mut text = HEADER.to_string();
         for (i, (addr, port, rx, inode)) in rows.iter().enumerate() {
-            text.push_str(&format!(
-                "{i:4}: {addr:08X}:{port:04X} 00000000:0000 0A 00000000:{rx:08X} 00:00000000 00000000     0        0 {inode} 1 0000000000000000 100 0 0 10 0\n"
-            ));
+            let _ = writeln!(
+                text,
+                "{i:4}: {addr:08X}:{port:04X} 00000000:0000 0A 00000000:{rx:08X} 00:00000000 00000000     0        0 {inode} 1 0000000000000000 100 0 0 10 0"
+            );
         }
         let parsed = parse_tcp(&text, 0x0A).unwrap();
         prop_assert_eq!(parsed.len(), rows.len());
@@ -68,7 +71,7 @@ proptest! {
         // Netlink headers with plausible lengths and types around the random payload.
         let mut framed = Vec::new();
         for chunk in buf.chunks(40) {
-            let len = (16 + chunk.len()) as u32;
+            let len = u32::try_from(16 + chunk.len()).unwrap();
             framed.extend_from_slice(&len.to_ne_bytes());
             framed.extend_from_slice(&20u16.to_ne_bytes()); // SOCK_DIAG_BY_FAMILY
             framed.extend_from_slice(&2u16.to_ne_bytes());
