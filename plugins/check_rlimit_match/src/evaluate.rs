@@ -198,7 +198,7 @@ fn perfdata(obs: &Observation, items: &[&'static str]) -> Vec<PerfData> {
             // An unlimited value has no number: left out of perfdata.
             if let Some(v) = half.of(l) {
                 let label = format!("{}_{item}_{}", obs.label, half.word());
-                perf.push(PerfData::new(&label, v as f64).min(0.0));
+                perf.push(PerfData::new(&label, v).min(0));
             }
         }
     }
@@ -240,7 +240,7 @@ mod tests {
         let parse = |l: &[&str]| l.iter().map(|s| s.parse().unwrap()).collect::<Vec<_>>();
         Job {
             service: None,
-            selector: Default::default(),
+            selector: procguard_common::select::Selector::default(),
             label: None,
             items: items.to_vec(),
             stated: cli::stated(&parse(expect), &parse(at_least)),

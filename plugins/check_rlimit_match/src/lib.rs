@@ -8,6 +8,7 @@
 //! explicit values, a YAML config or a sibling process; and when a value is too low it names
 //! where the value came from and the fix for whoever starts the service (common's
 //! provenance and remediation modules).
+#![deny(missing_docs)]
 
 pub mod config;
 pub mod expect;
@@ -81,9 +82,11 @@ use crate::render::Run;
     verbatim_doc_comment
 )]
 pub struct Args {
+    /// `-t`, `-v`, `--label`.
     #[command(flatten)]
     pub common: CommonArgs,
 
+    /// Which processes.
     #[command(flatten)]
     pub select: Selector,
 

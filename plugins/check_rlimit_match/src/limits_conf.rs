@@ -175,8 +175,8 @@ struct Slot {
     hard: Option<(u64, u8, LineRef)>,
 }
 
-fn class_of(x: &Option<(u64, u8, LineRef)>) -> u8 {
-    x.as_ref().map_or(NONE, |(_, c, _)| *c)
+fn class_of(x: Option<&(u64, u8, LineRef)>) -> u8 {
+    x.map_or(NONE, |(_, c, _)| *c)
 }
 
 /// `parse_uid_range`: `None` = no `:` in it, `Err` = malformed.
@@ -439,7 +439,7 @@ fn process_limit(
             ));
             return;
         };
-        (20 - n.clamp(-20, 19)) as u64
+        (20 - n.clamp(-20, 19)).unsigned_abs() // 1..=40
     } else {
         let Some(n) = strtoull(value) else {
             warnings.push(format!(
@@ -464,13 +464,13 @@ fn process_limit(
     }
     let slot = slots.entry(item).or_default();
     if soft {
-        if class_of(&slot.soft) < class {
+        if class_of(slot.soft.as_ref()) < class {
             return; // blocked: for type "-" the hard half is skipped too
         }
         slot.soft = Some((v, class, at.clone()));
     }
     if hard {
-        if class_of(&slot.hard) < class {
+        if class_of(slot.hard.as_ref()) < class {
             return;
         }
         slot.hard = Some((v, class, at.clone()));
@@ -480,6 +480,8 @@ fn process_limit(
 /// Orders limits.d file names as the module's glob does in the C locale (`strcmp`), keeping
 /// only `*.conf` names that do not start with a dot.
 pub fn sort_limits_d(mut names: Vec<String>) -> Vec<String> {
+    // pam_limits matches the suffix case-sensitively (glob "*.conf").
+    #[allow(clippy::case_sensitive_file_extension_comparisons)]
     names.retain(|n| n.ends_with(".conf") && !n.starts_with('.'));
     names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     names

@@ -70,14 +70,14 @@ impl Tree {
                     rlim_cur: soft,
                     rlim_max: hard,
                 };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const rl) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
             });
         }
         let child = cmd.spawn().expect("spawn");
-        let pgid = child.id() as i32;
+        let pgid = i32::try_from(child.id()).expect("a PID fits in i32");
         Tree {
             child,
             pgid,
@@ -86,7 +86,7 @@ impl Tree {
     }
 
     fn pid(&self) -> i32 {
-        self.child.id() as i32
+        i32::try_from(self.child.id()).expect("a PID fits in i32")
     }
 
     /// The pid of a `sleep` in this tree's process group (waits for it to exec).

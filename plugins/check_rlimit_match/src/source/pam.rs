@@ -187,14 +187,14 @@ mod tests {
                 (
                     "nofile",
                     Half::Soft,
-                    Some(400000),
+                    Some(400_000),
                     Comparison::AtLeast,
                     "limits.conf:2 \"@web soft nofile 500000\", clamped to hard 400000"
                 ),
                 (
                     "nofile",
                     Half::Hard,
-                    Some(400000),
+                    Some(400_000),
                     Comparison::AtLeast,
                     "limits.conf:3 \"@web hard nofile 400000\""
                 ),
@@ -289,13 +289,13 @@ mod tests {
             [
                 (
                     Half::Soft,
-                    Some(500000),
+                    Some(500_000),
                     Comparison::AtLeast,
                     "limits.conf:68 \"* soft nofile 500000\""
                 ),
                 (
                     Half::Hard,
-                    Some(500000),
+                    Some(500_000),
                     Comparison::AtLeast,
                     "limits.conf:69 \"* hard nofile 500000\""
                 ),

@@ -69,7 +69,7 @@ pub fn expectations(
                 Status::Unknown,
                 format!(
                     "--systemd: systemctl show {unit} printed no {prop}{}",
-                    if unit.ends_with(".scope") {
+                    if unit.rsplit('.').next() == Some("scope") {
                         " (a scope: its processes were not started by systemd, so it has no Limit*= settings)"
                     } else {
                         ""
@@ -123,7 +123,7 @@ mod tests {
                 (
                     "nofile",
                     Half::Hard,
-                    Some(524288),
+                    Some(524_288),
                     "unit web.service LimitNOFILE=524288"
                 ),
                 (

@@ -113,7 +113,7 @@ mod tests {
     fn cli_job() -> Job {
         Job {
             service: None,
-            selector: Default::default(),
+            selector: procguard_common::select::Selector::default(),
             label: None,
             items: Vec::new(),
             stated: cli::stated(
