@@ -585,8 +585,34 @@ mod live {
     use crate::proc::ProcRoot;
     use std::path::{Path, PathBuf};
 
-    /// Running processes of `kind`.
+    /// Which scans this run did already: (root, kind, item) and what they found.
+    type Scans = Vec<(PathBuf, Kind, String, Vec<Ancestor>)>;
+
+    thread_local! {
+        // A check of many processes from one supervisor (`--user`, `--name`) would scan
+        // /proc once per process; a plugin run is short, so one scan per run is current
+        // enough.
+        static SCANS: std::cell::RefCell<Scans> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// Running processes of `kind`, scanned once per run.
     fn running(root: &ProcRoot, kind: Kind, item: &str) -> Vec<Ancestor> {
+        let key = (root.path().to_path_buf(), kind, item.to_string());
+        let known = SCANS.with(|s| {
+            s.borrow()
+                .iter()
+                .find(|(r, k, i, _)| (r, k, i) == (&key.0, &key.1, &key.2))
+                .map(|(_, _, _, found)| found.clone())
+        });
+        if let Some(found) = known {
+            return found;
+        }
+        let found = scan(root, kind, item);
+        SCANS.with(|s| s.borrow_mut().push((key.0, key.1, key.2, found.clone())));
+        found
+    }
+
+    fn scan(root: &ProcRoot, kind: Kind, item: &str) -> Vec<Ancestor> {
         root.pids()
             .unwrap_or_default()
             .into_iter()

@@ -647,6 +647,18 @@ fn no_debug_text_on_any_failure_path() {
             "/dev/zero",
         ],
     );
+    run(
+        "missing Unix socket",
+        &["--unix", "/nonexistent/app.sock", "--probe"],
+    );
+    run(
+        "not a Unix socket",
+        &["--unix", "/proc/self/status", "--probe"],
+    );
+    run(
+        "a Unix socket path too long",
+        &["--unix", &format!("/{}", "x".repeat(200)), "--probe"],
+    );
     for (what, o) in &runs {
         assert!((1..=3).contains(&o.code), "{what}: {}", o.stdout);
         let line1 = o.line1();

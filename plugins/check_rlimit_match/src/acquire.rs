@@ -78,8 +78,13 @@ impl Acquirer {
         let flavor = match args.pam_flavor {
             PamFlavor::Upstream => Flavor::Upstream,
             PamFlavor::Debian => Flavor::Debian,
-            PamFlavor::Auto if Path::new("/etc/debian_version").exists() => Flavor::Debian,
-            PamFlavor::Auto => Flavor::Upstream,
+            PamFlavor::Auto => {
+                if Path::new("/etc/debian_version").exists() {
+                    Flavor::Debian
+                } else {
+                    Flavor::Upstream
+                }
+            }
         };
         let facts = Facts {
             nr_open: root.read_u64("sys/fs/nr_open").ok(),

@@ -148,7 +148,7 @@ pub fn process(obs: &Observation, job: &Job, expected: &Expected, facts: &Facts)
             .collect();
         let suffix = match obs.origins.get(item).filter(|_| !below.is_empty()) {
             Some(trace) => {
-                let e = explain(item, trace, &below, &wants, facts.nr_open);
+                let e = explain(item, trace, &wants, facts.nr_open);
                 v.stories.push(e.story);
                 e.suffix
             }
@@ -198,7 +198,7 @@ fn perfdata(obs: &Observation, items: &[&'static str]) -> Vec<PerfData> {
             // An unlimited value has no number: left out of perfdata.
             if let Some(v) = half.of(l) {
                 let label = format!("{}_{item}_{}", obs.label, half.word());
-                perf.push(PerfData::new(&label, v).min(0));
+                perf.push(PerfData::new(&label, v).min(0u64));
             }
         }
     }
@@ -326,6 +326,27 @@ mod tests {
     }
 
     #[test]
+    fn perfdata_keeps_huge_limits_exact() {
+        // A memlock raised to 2^63 - 1 (as some databases ask for) must not print as a float.
+        let mut o = obs();
+        o.limits = Limits::parse(&LOWERED.replace(
+            "Max locked memory         8388608              8388608 ",
+            "Max locked memory         9223372036854775807  9223372036854775807 ",
+        ))
+        .unwrap();
+        let job = job(&["memlock"], &["memlock=unlimited"], &[]);
+        let v = process(&o, &job, &expected(&job), &facts(1_048_576));
+        let perf: Vec<String> = v.perf.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            perf,
+            [
+                "'node_memlock_soft'=9223372036854775807;;;0",
+                "'node_memlock_hard'=9223372036854775807;;;0"
+            ]
+        );
+    }
+
+    #[test]
     fn too_high_exact_warns_and_enough_minimum_is_ok() {
         let job = job(&["nofile"], &["nofile=512"], &["nofile=:2048"]);
         let v = process(&obs(), &job, &expected(&job), &facts(1_048_576));
@@ -344,6 +365,63 @@ mod tests {
         );
     }
 
+    /// Provenance of a process whose nofile `lowered` came from monit[50] (service 'app').
+    fn under_monit(lowered: Rlimit) -> Provenance {
+        let monit = Ancestor {
+            pid: 50,
+            name: "monit".into(),
+            cmdline: "/usr/bin/monit -I".into(),
+            limit: lowered,
+        };
+        Provenance {
+            pid: 100,
+            who: "node[100]".into(),
+            names: vec!["node".into()],
+            item: "nofile".into(),
+            actual: lowered,
+            chain: vec![monit.clone()],
+            hard_from: Some(monit.clone()),
+            soft_from: Some(monit.clone()),
+            soft: SoftOrigin::Inherited,
+            orphaned: None,
+            starter: Some(Starter {
+                kind: pv::Kind::Monit,
+                process: Some(monit),
+                service: Some("app".into()),
+                config: None,
+                unit: None,
+                from_chain: true,
+                evidence: String::new(),
+            }),
+            marks: Marks::default(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_fix_stays_within_fs_nr_open() {
+        // 65536 asked, but the kernel grants at most 4096: prlimit above it would fail.
+        let job = job(&["nofile"], &[], &["nofile=65536"]);
+        let exp = expected(&job);
+        let mut o = obs();
+        o.limits = Limits::parse(&LOWERED.replace(
+            "Max open files            1024                 4096 ",
+            "Max open files            1024                 2048 ",
+        ))
+        .unwrap();
+        let lowered = o.limits.nofile();
+        o.origins.insert("nofile", under_monit(lowered));
+        let v = process(&o, &job, &exp, &facts(4096));
+        assert_eq!(v.stories.len(), 1, "{:?}", v.findings);
+        assert!(
+            v.stories[0]
+                .fix
+                .ends_with("now: prlimit --pid 100 --nofile=4096:4096"),
+            "{}",
+            v.stories[0].fix
+        );
+    }
+
     #[test]
     fn too_low_values_carry_their_origin_and_a_story() {
         let job = job(&["nofile"], &[], &["nofile=65536"]);
@@ -354,38 +432,7 @@ mod tests {
             below(&o, &job, &exp, &facts(1_048_576)),
             [("nofile", lowered)]
         );
-        let monit = Ancestor {
-            pid: 50,
-            name: "monit".into(),
-            cmdline: "/usr/bin/monit -I".into(),
-            limit: lowered,
-        };
-        o.origins.insert(
-            "nofile",
-            Provenance {
-                pid: 100,
-                who: "node[100]".into(),
-                names: vec!["node".into()],
-                item: "nofile".into(),
-                actual: lowered,
-                chain: vec![monit.clone()],
-                hard_from: Some(monit.clone()),
-                soft_from: Some(monit.clone()),
-                soft: SoftOrigin::Inherited,
-                orphaned: None,
-                starter: Some(Starter {
-                    kind: pv::Kind::Monit,
-                    process: Some(monit),
-                    service: Some("app".into()),
-                    config: None,
-                    unit: None,
-                    from_chain: true,
-                    evidence: String::new(),
-                }),
-                marks: Marks::default(),
-                error: None,
-            },
-        );
+        o.origins.insert("nofile", under_monit(lowered));
         let v = process(&o, &job, &exp, &facts(1_048_576));
         assert_eq!(
             texts(&v),

@@ -54,9 +54,10 @@ impl Comparison {
     #[allow(clippy::match_same_arms)] // one arm per case of the comparison table
     pub fn status(self, order: Ordering) -> Status {
         match (order, self) {
-            (Ordering::Less, Comparison::Advisory) => Status::Warning,
+            (Ordering::Less, Comparison::Advisory) | (Ordering::Greater, Comparison::Exact) => {
+                Status::Warning
+            }
             (Ordering::Less, _) => Status::Critical,
-            (Ordering::Greater, Comparison::Exact) => Status::Warning,
             (Ordering::Greater | Ordering::Equal, _) => Status::Ok,
         }
     }

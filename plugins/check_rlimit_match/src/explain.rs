@@ -29,12 +29,12 @@ pub struct Explanation {
 }
 
 /// The too-low item `item` of a process, traced in `trace`: `wants` are all its
-/// expectations for the item, `below` those it falls short of. The fix asks for the highest
-/// expected value of each half (capped by `nr_open` for nofile), whatever the source said it.
+/// expectations for the item. The fix asks for the highest expected value of each half
+/// (capped by `nr_open` for nofile: prlimit and setrlimit fail above it), whatever the
+/// source said it.
 pub fn explain(
     item: &'static str,
     trace: &Provenance,
-    below: &[&Expectation],
     wants: &[&Expectation],
     nr_open: Option<u64>,
 ) -> Explanation {
@@ -47,7 +47,6 @@ pub fn explain(
                 (Some(v), Some(n), "nofile") => Some(v.min(n)),
                 (v, _, _) => v,
             })
-            .chain(below.iter().filter(|w| w.half == half).map(|w| w.value))
             .chain(std::iter::once(current))
             .max_by(|a, b| cmp_limit(*a, *b))
             .flatten()

@@ -82,7 +82,7 @@ use crate::render::Run;
     verbatim_doc_comment
 )]
 pub struct Args {
-    /// `-t`, `-v`, `--label`.
+    /// The options every plugin has (-t, -v, --label, --proc-root).
     #[command(flatten)]
     pub common: CommonArgs,
 

@@ -479,6 +479,8 @@ fn process_limit(
 
 /// Orders limits.d file names as the module's glob does in the C locale (`strcmp`), keeping
 /// only `*.conf` names that do not start with a dot.
+// The glob is `*.conf`, case-sensitive like every glob: `X.CONF` is not read.
+#[allow(clippy::case_sensitive_file_extension_comparisons)]
 pub fn sort_limits_d(mut names: Vec<String>) -> Vec<String> {
     // pam_limits matches the suffix case-sensitively (glob "*.conf").
     #[allow(clippy::case_sensitive_file_extension_comparisons)]

@@ -195,7 +195,7 @@ fn fake_proc_root_provenance_and_nr_open() {
         ["--proc-root", root, "--pid", "100"]
             .iter()
             .chain(extra)
-            .map(std::string::ToString::to_string)
+            .map(ToString::to_string)
             .collect()
     };
     let o = run(args(&[

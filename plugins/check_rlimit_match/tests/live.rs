@@ -77,7 +77,7 @@ impl Tree {
             });
         }
         let child = cmd.spawn().expect("spawn");
-        let pgid = i32::try_from(child.id()).expect("a PID fits in i32");
+        let pgid = i32::try_from(child.id()).expect("pid fits i32");
         Tree {
             child,
             pgid,
@@ -86,7 +86,7 @@ impl Tree {
     }
 
     fn pid(&self) -> i32 {
-        i32::try_from(self.child.id()).expect("a PID fits in i32")
+        i32::try_from(self.child.id()).expect("pid fits i32")
     }
 
     /// The pid of a `sleep` in this tree's process group (waits for it to exec).
@@ -602,6 +602,11 @@ fn like_pidfile_naming_the_selected_process_itself() {
     // The selected process is the reference: nothing to compare, a usage mistake.
     let o = run(&["--pidfile", s(&pidfile), "--like-pidfile", s(&pidfile)]);
     assert_eq!(o.code, 3, "{}", o.stdout);
+    assert!(
+        !o.stdout.contains("(+1 more)") && !o.stdout.contains("no expectation"),
+        "the one reason, not a second 'no expectation': {}",
+        o.stdout
+    );
     assert!(
         o.line1().starts_with(&format!(
             "RLIMIT UNKNOWN - {name}[{}]: --like-pidfile {} names the selected process itself: nothing to compare it with (give another instance's pid or pidfile)",

@@ -36,6 +36,7 @@ pub fn expectations(
 ) {
     let (who, limits) = match input {
         LikeInput::Itself { flag } if alone => {
+            out.explained = true;
             out.notes.push(Note::new(
                 Status::Unknown,
                 format!("{checked}: {flag} names the selected process itself: nothing to compare it with (give another instance's pid or pidfile)"),
@@ -126,7 +127,7 @@ mod tests {
             flag: "--like-pidfile /run/node.pid".into(),
         };
         let alone = run(&input, true);
-        assert!(alone.list.is_empty() && alone.kinds.is_empty());
+        assert!(alone.list.is_empty() && alone.kinds.is_empty() && alone.explained);
         assert_eq!(alone.notes[0].status, Status::Unknown);
         assert_eq!(
             alone.notes[0].text,

@@ -69,7 +69,7 @@ pub fn expectations(
                 Status::Unknown,
                 format!(
                     "--systemd: systemctl show {unit} printed no {prop}{}",
-                    if unit.rsplit('.').next() == Some("scope") {
+                    if unit.rsplit_once('.').is_some_and(|(_, kind)| kind == "scope") {
                         " (a scope: its processes were not started by systemd, so it has no Limit*= settings)"
                     } else {
                         ""

@@ -190,14 +190,14 @@ mod tests {
         let all = jobs(&path, &none, None, &[]).unwrap();
         let names: Vec<&str> = all.iter().filter_map(|j| j.service.as_deref()).collect();
         assert_eq!(names, ["node_web_app", "nginx", "workers"]);
-        let node = &all[0];
-        assert_eq!(node.label.as_deref(), Some("node"));
-        assert_eq!(node.stated[0].comparison, Comparison::AtLeast);
+        let web_app = &all[0];
+        assert_eq!(web_app.label.as_deref(), Some("node"));
+        assert_eq!(web_app.stated[0].comparison, Comparison::AtLeast);
         assert_eq!(
-            node.stated[0].source,
+            web_app.stated[0].source,
             "services.yaml node_web_app at_least nofile=500000:500000"
         );
-        assert_eq!(node.limits_conf, Some(PathBuf::from("/etc/security")));
+        assert_eq!(web_app.limits_conf, Some(PathBuf::from("/etc/security")));
         let nginx = &all[1];
         assert_eq!(nginx.items, ["core", "nofile"]);
         assert!(nginx
