@@ -173,6 +173,7 @@ pub struct Target {
 
 impl Target {
     /// `https://127.0.0.1:8443/ (Host app.test)`, `http://localhost/ over /run/app.sock`.
+    #[must_use]
     pub fn describe(&self) -> String {
         let host = self
             .host
@@ -331,7 +332,7 @@ impl<In: Transport> Connector<In> for UnixConnector {
 }
 
 /// Connects to the Unix stream socket `path`, waiting at most `budget` when its accept
-/// queue is full (a Unix `connect` then blocks, up to SO_SNDTIMEO, and fails with EAGAIN).
+/// queue is full (a Unix `connect` then blocks, up to `SO_SNDTIMEO`, and fails with EAGAIN).
 // sockaddr_un's fields are C types: AF_UNIX fits sa_family_t, path bytes c_char, and the
 // length (at most 110) socklen_t.
 #[allow(
@@ -446,6 +447,7 @@ impl Transport for UnixTransport {
 }
 
 /// The failure class of a ureq error, given how far the connection got.
+#[must_use]
 pub fn classify(e: &ureq::Error, connected: bool, got_bytes: bool) -> Outcome {
     use std::io::ErrorKind as K;
     let io_kind = match e {
@@ -492,6 +494,7 @@ fn error_words(e: &ureq::Error) -> String {
 
 /// An io error in plain words: the system's message for an OS error (without its
 /// "(os error N)" tail), else the kind.
+#[must_use]
 pub fn io_words(e: &io::Error) -> String {
     if let Some(code) = e.raw_os_error() {
         let text = io::Error::from_raw_os_error(code).to_string();

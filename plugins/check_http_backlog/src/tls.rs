@@ -1,4 +1,4 @@
-//! TLS for the probe, as check_curl does it: the certificate is checked only with
+//! TLS for the probe, as `check_curl` does it: the certificate is checked only with
 //! `--verify-cert`, then against the host's system trust store (plus `--ca-cert`), and every
 //! failure is told in words.
 //!
@@ -37,6 +37,7 @@ use ureq::unversioned::transport::{
 const CA_FILE_MAX: u64 = 4 << 20;
 
 /// The TLS options of the probe.
+#[allow(clippy::doc_markdown)] // clap help text, printed as written
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct TlsArgs {
     /// Verify the server's certificate (chain, dates, name) against the system trust store
@@ -80,8 +81,12 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Builds it. Errors are a sentence for an UNKNOWN (the check could not be set up):
-    /// an unreadable or empty `--ca-cert`, an empty trust store.
+    /// Builds it.
+    ///
+    /// # Errors
+    ///
+    /// A sentence for an UNKNOWN (the check could not be set up): an unreadable or empty
+    /// `--ca-cert`, an empty trust store.
     pub fn new(args: &TlsArgs) -> Result<Setup, String> {
         let provider = Arc::new(ring::default_provider());
         let seen = Arc::new(Mutex::new(None));
@@ -168,7 +173,7 @@ fn read_ca_file(path: &Path) -> Result<Vec<u8>, String> {
 /// asked to (`inner`), else accepts it.
 ///
 /// A certificate given itself with `--ca-cert` is trusted as itself once its dates and
-/// names fit, as OpenSSL (check_curl) does: webpki refuses a trust anchor as the server's
+/// names fit, as OpenSSL (`check_curl`) does: webpki refuses a trust anchor as the server's
 /// certificate when it says CA:TRUE, and `openssl req -x509` certificates all do.
 #[derive(Debug)]
 struct Recorder {
@@ -392,6 +397,7 @@ fn clean(text: &str) -> String {
 
 impl TlsFailure {
     /// The class of a rustls error, given what is known of the certificate.
+    #[must_use]
     pub fn from_rustls(e: &rustls::Error, peer: Option<&CertificateDer<'_>>) -> TlsFailure {
         match e {
             rustls::Error::InvalidCertificate(c) => certificate(c, peer),
@@ -511,7 +517,7 @@ fn validity(der: &[u8]) -> Option<(u64, u64)> {
     Some((der_time(t1, v1)?, der_time(t2, v2)?))
 }
 
-/// A UTCTime (`YYMMDDHHMMSSZ`, tag 0x17) or GeneralizedTime (`YYYYMMDDHHMMSSZ`, tag 0x18),
+/// A `UTCTime` (`YYMMDDHHMMSSZ`, tag 0x17) or `GeneralizedTime` (`YYYYMMDDHHMMSSZ`, tag 0x18),
 /// as certificates must encode them (RFC 5280 4.1.2.5), in seconds since the epoch.
 fn der_time(tag: u8, v: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(v).ok()?.strip_suffix('Z')?;
@@ -767,6 +773,7 @@ impl TlsConnector {
     }
 
     /// Whether certificates are verified.
+    #[must_use]
     pub fn verifies(&self) -> bool {
         self.setup.verify
     }

@@ -19,6 +19,10 @@ use crate::unix_diag::{self, UnixListener};
 pub type NoListener = (Status, String);
 
 /// [`listeners`] in the network namespace `net` reads (Unix sockets belong to one too).
+///
+/// # Errors
+///
+/// As [`listeners`], or the namespace could not be joined.
 pub fn listeners_in(
     net: &Net<'_>,
     args: &Args,
@@ -39,6 +43,10 @@ pub fn listeners_in(
 }
 
 /// The Unix listeners to check, or why `--unix PATH` has none.
+///
+/// # Errors
+///
+/// The Unix listeners could not be listed (`unix_diag` failed).
 pub fn listeners(args: &Args) -> Result<Result<Vec<Listener>, NoListener>, CheckError> {
     if !args.unix_only && args.unix.is_none() {
         return Ok(Ok(Vec::new()));

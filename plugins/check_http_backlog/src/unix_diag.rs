@@ -1,13 +1,13 @@
-//! Unix stream listeners through NETLINK_SOCK_DIAG (`unix_diag`), as `ss -xl` reads them.
+//! Unix stream listeners through `NETLINK_SOCK_DIAG` (`unix_diag`), as `ss -xl` reads them.
 //!
-//! For a listening Unix socket the kernel reports, in the UNIX_DIAG_RQLEN attribute, the
-//! connections waiting to be accepted (sk_ack_backlog) and the backlog (sk_max_ack_backlog):
+//! For a listening Unix socket the kernel reports, in the `UNIX_DIAG_RQLEN` attribute, the
+//! connections waiting to be accepted (`sk_ack_backlog`) and the backlog (`sk_max_ack_backlog`):
 //! the same accept queue as a TCP listener's. When it is full (queue > backlog) a client's
-//! blocking connect() waits and a non-blocking one fails with EAGAIN; nothing is dropped or
+//! blocking `connect()` waits and a non-blocking one fails with EAGAIN; nothing is dropped or
 //! counted. The dump is filtered to LISTEN sockets in the kernel, so its cost does not grow
 //! with the (often thousands of) connected Unix sockets on a host.
 //!
-//! The wire format (linux/unix_diag.h), host byte order, after the 16-byte nlmsghdr that
+//! The wire format (`linux/unix_diag.h`), host byte order, after the 16-byte `nlmsghdr` that
 //! `sock_diag` writes and reads:
 //!
 //! ```text
@@ -58,7 +58,7 @@ pub struct UnixListener {
     pub vfs: Option<(u32, u32)>,
     /// Connections waiting to be accepted.
     pub queue: u32,
-    /// The backlog: min(listen() argument, net.core.somaxconn).
+    /// The backlog: min(`listen()` argument, `net.core.somaxconn`).
     pub backlog: u32,
     /// Owner uid (Linux >= 5.3).
     pub uid: Option<u32>,
@@ -66,6 +66,7 @@ pub struct UnixListener {
 
 impl UnixListener {
     /// Whether its socket file is `(ino, dev)`, `dev` as `stat` gives it.
+    #[must_use]
     pub fn is_file(&self, ino: u64, dev: u64) -> bool {
         self.vfs.is_some_and(|(i, d)| {
             u64::from(i) == ino
@@ -76,6 +77,7 @@ impl UnixListener {
 }
 
 /// The request datagram: LISTEN sockets with name, file, queue lengths and uid.
+#[must_use]
 pub fn build_request(seq: u32) -> Vec<u8> {
     let len = NLMSG_HDRLEN + UNIX_DIAG_REQ_LEN;
     let mut m = Vec::with_capacity(len);
@@ -95,6 +97,10 @@ pub fn build_request(seq: u32) -> Vec<u8> {
 }
 
 /// One `unix_diag_msg` and its attributes.
+///
+/// # Errors
+///
+/// A message that is not `AF_UNIX`, too short, or without its queue lengths.
 pub fn parse_msg(p: &[u8]) -> Result<UnixListener, DiagError> {
     let bad = |m: String| Err(DiagError::Malformed(m));
     if p.len() < UNIX_DIAG_MSG_LEN {
@@ -156,6 +162,10 @@ fn name_text(v: &[u8]) -> String {
 }
 
 /// The host's (network namespace's) listening Unix stream sockets.
+///
+/// # Errors
+///
+/// The dump failed (no `unix_diag` in this kernel, no permission) or its reply is malformed.
 pub fn listeners() -> Result<Vec<UnixListener>, DiagError> {
     let all = dump_with(build_request, 1_000_000, parse_msg)?;
     Ok(all
@@ -169,7 +179,7 @@ mod tests {
     use super::*;
     use crate::sock_diag::{parse_replies_with, Replies};
 
-    /// A reply datagram as the kernel writes it: one message, then NLMSG_DONE.
+    /// A reply datagram as the kernel writes it: one message, then `NLMSG_DONE`.
     fn reply(attrs: &[(u16, &[u8])]) -> Vec<u8> {
         let mut msg = vec![libc::AF_UNIX as u8, 1, TCP_LISTEN, 0];
         msg.extend_from_slice(&4242u32.to_ne_bytes());

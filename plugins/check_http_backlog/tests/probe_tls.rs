@@ -233,7 +233,7 @@ enum Mode {
     Garbage,
     /// Accepts and never writes.
     Silent,
-    /// Accepts and resets (SO_LINGER 0).
+    /// Accepts and resets (`SO_LINGER` 0).
     Reset,
 }
 
