@@ -5,6 +5,7 @@
 
 use clap::Parser;
 use proptest::prelude::*;
+use std::fmt::Write as _;
 
 use check_http_backlog::procnet::{parse_tcp, TcpExt};
 use check_http_backlog::sock_diag::{parse_replies, Replies};
@@ -24,9 +25,10 @@ proptest! {
     ) {
         let mut text = HEADER.to_string();
         for (i, (addr, port, rx, inode)) in rows.iter().enumerate() {
-            text.push_str(&format!(
-                "{i:4}: {addr:08X}:{port:04X} 00000000:0000 0A 00000000:{rx:08X} 00:00000000 00000000     0        0 {inode} 1 0000000000000000 100 0 0 10 0\n"
-            ));
+            let _ = writeln!(
+                text,
+                "{i:4}: {addr:08X}:{port:04X} 00000000:0000 0A 00000000:{rx:08X} 00:00000000 00000000     0        0 {inode} 1 0000000000000000 100 0 0 10 0"
+            );
         }
         let parsed = parse_tcp(&text, 0x0A).unwrap();
         prop_assert_eq!(parsed.len(), rows.len());
@@ -68,7 +70,7 @@ proptest! {
         // Netlink headers with plausible lengths and types around the random payload.
         let mut framed = Vec::new();
         for chunk in buf.chunks(40) {
-            let len = (16 + chunk.len()) as u32;
+            let len = u32::try_from(16 + chunk.len()).unwrap();
             framed.extend_from_slice(&len.to_ne_bytes());
             framed.extend_from_slice(&20u16.to_ne_bytes()); // SOCK_DIAG_BY_FAMILY
             framed.extend_from_slice(&2u16.to_ne_bytes());
