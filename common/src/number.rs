@@ -19,7 +19,7 @@ pub enum Number {
 
 impl Number {
     /// Whether the number is finite (integers always are).
-    pub fn is_finite(self) -> bool {
+    pub(crate) fn is_finite(self) -> bool {
         match self {
             Number::Int(_) => true,
             Number::Float(v) => v.is_finite(),

@@ -105,7 +105,7 @@ impl PerfData {
 
 /// Keeps `[A-Za-z0-9_./:-]` and replaces everything else with `_`, so a label never needs
 /// escaping and every consumer reads it alike.
-pub fn sanitize_label(label: &str) -> String {
+fn sanitize_label(label: &str) -> String {
     let clean: String = label
         .chars()
         .map(|c| {

@@ -40,13 +40,13 @@ impl Range {
     }
 
     /// Whether `value` raises an alert under this range.
-    pub fn alerts(&self, value: f64) -> bool {
+    pub(crate) fn alerts(&self, value: f64) -> bool {
         let within = value >= self.start && value <= self.end;
         within == self.inside
     }
 
     /// Human words for what an alerting value violates, e.g. `outside 0:10` / `> 10`.
-    pub fn violation(&self) -> String {
+    pub(crate) fn violation(&self) -> String {
         match (self.inside, self.start, self.end) {
             (false, s, e) if s == 0.0 || s == f64::NEG_INFINITY => format!("> {}", num(e)),
             (false, s, e) if e == f64::INFINITY => format!("< {}", num(s)),
@@ -59,7 +59,7 @@ impl Range {
     /// range keeps its meaning for integer values (start up, end down): 80% of 1024 is
     /// 819.2, and "alerts above 819.2" is "alerts above 819" for a count.
     #[must_use]
-    pub fn scaled_to_integers(&self, factor: f64) -> Range {
+    fn scaled_to_integers(&self, factor: f64) -> Range {
         let scale = |v: f64| if v.is_finite() { v * factor } else { v };
         Range {
             start: scale(self.start).ceil(),
@@ -196,12 +196,6 @@ impl Thresholds {
                 status: Status::Ok,
                 crossed: None,
             })
-    }
-
-    /// The range that `value` violates (critical first); [`Thresholds::judge`] also says
-    /// which level it was.
-    pub fn violated(&self, value: f64) -> Option<Range> {
-        self.judge(value).crossed
     }
 
     /// `warning 819, critical 921` (`-` for a range not set), for verbose output.

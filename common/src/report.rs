@@ -50,7 +50,7 @@ pub struct Report {
 }
 
 /// The highest `-v` level that adds anything (docs/contract.md §2.4).
-pub const MAX_VERBOSITY: u8 = 3;
+const MAX_VERBOSITY: u8 = 3;
 
 impl Report {
     /// Adds a result that is not a number against thresholds ("not running", "limit below

@@ -46,12 +46,16 @@ pub fn emit(text: &str, status: Status) -> ! {
 
 /// Runs a plugin: parses the process's arguments, enforces the timeout, runs `check` and
 /// exits with its result.
+///
+/// # Panics
+/// Never to the caller: a panic in `check` is caught by the hook installed here and
+/// printed as `NAME UNKNOWN - internal error: ...`.
 pub fn run<A: CheckArgs>(name: &'static str, check: Check<A>) -> ! {
     panic::set_hook(Box::new(move |info| {
         let msg = info
             .payload()
             .downcast_ref::<&str>()
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "panic".to_string());
         let at = info
@@ -81,9 +85,10 @@ pub fn run<A: CheckArgs>(name: &'static str, check: Check<A>) -> ! {
     });
     // Lets the contract tests prove that a panic becomes UNKNOWN; absent from release builds.
     #[cfg(debug_assertions)]
-    if std::env::var_os("PROCGUARD_TEST_PANIC").is_some() {
-        panic!("injected by PROCGUARD_TEST_PANIC");
-    }
+    assert!(
+        std::env::var_os("PROCGUARD_TEST_PANIC").is_none(),
+        "injected by PROCGUARD_TEST_PANIC"
+    );
     let (text, status) = evaluate(name, &args, check);
     emit(&text, status)
 }

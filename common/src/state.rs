@@ -201,11 +201,11 @@ impl StateDir {
                 return Err(fail(
                     "cannot use state directory",
                     &path,
-                    io::Error::from_raw_os_error(libc::ENOTDIR),
+                    &io::Error::from_raw_os_error(libc::ENOTDIR),
                 ))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => create_dir(&path)?,
-            Err(e) => return Err(fail("cannot use state directory", &path, e)),
+            Err(e) => return Err(fail("cannot use state directory", &path, &e)),
         }
         Ok(StateDir { path })
     }
@@ -271,9 +271,11 @@ impl StateDir {
                     self.path.display(),
                     effective_uid()
                 )),
-                _ => fail("cannot write in state directory: cannot create", &path, e),
+                _ => fail("cannot write in state directory: cannot create", &path, &e),
             })?;
-        let meta = file.metadata().map_err(|e| fail("cannot stat", &path, e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| fail("cannot stat", &path, &e))?;
         if !meta.is_file() {
             return Err(refused(&path, "it is not a regular file"));
         }
@@ -299,7 +301,7 @@ impl StateDir {
                     )))
                 }
                 Some(libc::EINTR) => {}
-                _ => return Err(fail("cannot lock", &path, e)),
+                _ => return Err(fail("cannot lock", &path, &e)),
             }
         }
     }
@@ -307,7 +309,7 @@ impl StateDir {
     /// Reads the state file; a file that cannot be used is moved aside (an error only when
     /// it is refused for safety or cannot be moved).
     /// Also returns the bytes read, when they were used.
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::type_complexity, clippy::unused_self)] // a method of the open store
     fn load<T: DeserializeOwned + Default>(
         &self,
         file: &Path,
@@ -324,7 +326,7 @@ impl StateDir {
         aside.push(".corrupt");
         let aside = PathBuf::from(aside);
         fs::rename(file, &aside)
-            .map_err(|e| fail("cannot move aside corrupt state file", file, e))?;
+            .map_err(|e| fail("cannot move aside corrupt state file", file, &e))?;
         Ok((
             T::default(),
             Origin::Reset {
@@ -343,7 +345,7 @@ impl StateDir {
         match fs::remove_file(&tmp) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(fail("cannot remove stale temp file", &tmp, e)),
+            Err(e) => return Err(fail("cannot remove stale temp file", &tmp, &e)),
         }
         let write = || -> io::Result<()> {
             let mut out = OpenOptions::new()
@@ -357,16 +359,16 @@ impl StateDir {
         };
         if let Err(e) = write() {
             let _ = fs::remove_file(&tmp);
-            return Err(fail("cannot write state file", &tmp, e));
+            return Err(fail("cannot write state file", &tmp, &e));
         }
         if let Err(e) = fs::rename(&tmp, file) {
             let _ = fs::remove_file(&tmp);
-            return Err(fail("cannot write state file", file, e));
+            return Err(fail("cannot write state file", file, &e));
         }
         // The rename is durable only once the directory is synced.
         File::open(&self.path)
             .and_then(|d| d.sync_all())
-            .map_err(|e| fail("cannot sync state directory", &self.path, e))
+            .map_err(|e| fail("cannot sync state directory", &self.path, &e))
     }
 }
 
@@ -486,8 +488,8 @@ fn short(e: &io::Error) -> String {
     text.split(" (os error").next().unwrap_or(&text).to_string()
 }
 
-fn fail(what: &str, path: &Path, e: io::Error) -> CheckError {
-    CheckError::Other(format!("{what} {}: {}", path.display(), short(&e)))
+fn fail(what: &str, path: &Path, e: &io::Error) -> CheckError {
+    CheckError::Other(format!("{what} {}: {}", path.display(), short(e)))
 }
 
 fn refused(path: &Path, why: &str) -> CheckError {
@@ -501,17 +503,17 @@ fn create_dir(path: &Path) -> Result<(), CheckError> {
             .recursive(true)
             .mode(0o755)
             .create(parent)
-            .map_err(|e| fail("cannot create state directory", path, e))?;
+            .map_err(|e| fail("cannot create state directory", path, &e))?;
     }
     match fs::DirBuilder::new().mode(0o700).create(path) {
         Ok(()) => Ok(()),
         // Another run created it meanwhile: check it like any existing one.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             let meta =
-                fs::metadata(path).map_err(|e| fail("cannot use state directory", path, e))?;
+                fs::metadata(path).map_err(|e| fail("cannot use state directory", path, &e))?;
             check_dir(path, &meta)
         }
-        Err(e) => Err(fail("cannot create state directory", path, e)),
+        Err(e) => Err(fail("cannot create state directory", path, &e)),
     }
 }
 
@@ -809,7 +811,7 @@ mod tests {
 
     #[test]
     fn oversized_file_is_moved_aside() {
-        let big = vec![b' '; MAX_STATE_BYTES as usize + 1];
+        let big = vec![b' '; usize::try_from(MAX_STATE_BYTES).unwrap() + 1];
         assert_recovers(&big, "more than the");
     }
 

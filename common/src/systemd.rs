@@ -289,8 +289,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("env");
         std::fs::write(&path, "#!/bin/sh\nenv | sed 's/^/Env_/'\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         // The test process's environment has HOME, and the test sets nothing: if the child
         // saw the caller's environment, HOME would be there.
         assert!(std::env::var_os("HOME").is_some());

@@ -44,8 +44,8 @@ pub fn shorten(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }
-    const ELLIPSIS: &str = "...";
-    let budget = max.saturating_sub(ELLIPSIS.len());
+    let ellipsis = "...";
+    let budget = max.saturating_sub(ellipsis.len());
     let mut end = budget;
     while !text.is_char_boundary(end) {
         end -= 1;
@@ -60,7 +60,7 @@ pub fn shorten(text: &str, max: usize) -> String {
             end -= 1;
         }
     }
-    format!("{}{ELLIPSIS}", text[..end].trim_end())
+    format!("{}{ellipsis}", text[..end].trim_end())
 }
 
 /// A serde error message (YAML, JSON) without what the input said: a quoted or backticked

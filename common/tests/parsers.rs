@@ -53,7 +53,7 @@ proptest! {
         secs in 0u64..10_000_000,
         text in "([0-9.]{0,6}(ms|[smhdy]?)){0,3}|.{0,10}",
     ) {
-        let printed = format_duration(secs as f64);
+        let printed = format_duration(Duration::from_secs(secs).as_secs_f64());
         let back = parse_duration(&printed).unwrap().as_secs();
         // The printer drops what is below its two units: within that precision.
         let precision = match secs { 0..=3599 => 1, 3600..=86_399 => 60, _ => 3600 };
@@ -124,7 +124,7 @@ proptest! {
         props in proptest::collection::btree_map("[A-Za-z]{1,12}", "[ -~]{0,20}", 0..8),
         junk in ".{0,100}",
     ) {
-        let text: String = props.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let text: String = props.iter().flat_map(|(k, v)| [k.as_str(), "=", v.as_str(), "\n"]).collect();
         let parsed = systemd::parse_show(&text);
         prop_assert_eq!(parsed.len(), props.len());
         for (k, v) in &props {
@@ -140,8 +140,9 @@ proptest! {
     ) {
         let text: String = users
             .iter()
-            .map(|(n, uid, gid)| format!("{n}:x:{uid}:{gid}:gecos:/home/{n}:/bin/sh\n"))
-            .collect();
+            .map(|(n, uid, gid)| format!("{n}:x:{uid}:{gid}:gecos:/home/{n}:/bin/sh"))
+            .collect::<Vec<_>>()
+            .join("\n");
         let parsed = accounts::parse_passwd(&text);
         prop_assert_eq!(parsed.len(), users.len());
         for (p, (n, uid, gid)) in parsed.iter().zip(&users) {

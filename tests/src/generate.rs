@@ -219,7 +219,9 @@ pub const PLUGINS: &[Plugin] = &[
 
 /// What a generated file is called and what it holds, relative to the workspace root.
 pub struct Generated {
+    /// Path relative to the workspace root.
     pub path: String,
+    /// The file's full text.
     pub content: String,
 }
 
@@ -384,7 +386,7 @@ pub fn icinga_arguments(p: &Plugin) -> BTreeMap<String, IcingaArgument> {
         let mut description = arg
             .get_long_help()
             .or_else(|| arg.get_help())
-            .map(|h| h.to_string())
+            .map(std::string::ToString::to_string)
             .unwrap_or_default();
         let defaults: Vec<String> = arg
             .get_default_values()
@@ -448,9 +450,13 @@ pub enum ArgKind {
 
 /// One entry of a CheckCommand's `arguments`.
 pub struct IcingaArgument {
+    /// The custom variable, `procguard_<option>`.
     pub var: String,
+    /// The option's help text.
     pub description: String,
+    /// A value option or a switch.
     pub kind: ArgKind,
+    /// Whether the plugin cannot run without it.
     pub required: bool,
 }
 
@@ -473,7 +479,7 @@ pub fn icinga2_commands() -> String {
         let about = p
             .built_command()
             .get_about()
-            .map(|a| a.to_string())
+            .map(std::string::ToString::to_string)
             .unwrap_or_default();
         let _ = write!(
             out,

@@ -1,5 +1,9 @@
 //! Where the contract tests find the plugins: every directory under `plugins/` is one
 //! binary of the same name, built into the same target directory as the tests.
+// Test support: each helper panics, by design, when the build or the machine is not as the
+// tests need (a missing binary, an unreadable plugins/ directory) (6 hits).
+#![allow(clippy::missing_panics_doc)]
+#![deny(missing_docs)]
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +18,7 @@ pub fn plugin_names() -> Vec<String> {
     let only = std::env::var("PROCGUARD_ONLY").ok();
     let mut names: Vec<String> = std::fs::read_dir(workspace_root().join("plugins"))
         .expect("plugins/ directory")
-        .filter_map(|e| e.ok())
+        .filter_map(std::result::Result::ok)
         .filter(|e| e.path().join("Cargo.toml").exists())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| only.as_deref().is_none_or(|o| o.split(',').any(|x| x == n)))
@@ -26,15 +30,16 @@ pub fn plugin_names() -> Vec<String> {
 /// The built binary of a plugin: `$PROCGUARD_BIN_DIR/NAME`, else next to the test
 /// executable's directory (`target/<profile>/`).
 pub fn plugin_path(name: &str) -> PathBuf {
-    let dir = std::env::var_os("PROCGUARD_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
+    let dir = std::env::var_os("PROCGUARD_BIN_DIR").map_or_else(
+        || {
             let exe = std::env::current_exe().expect("test executable path");
             exe.parent()
                 .and_then(Path::parent)
                 .expect("target/<profile>")
                 .to_path_buf()
-        });
+        },
+        PathBuf::from,
+    );
     let path = dir.join(name);
     assert!(
         path.exists(),

@@ -22,7 +22,11 @@ fn plugins() -> Vec<(String, String, Vec<String>)> {
                 _ => &[],
             };
             let path = plugin_path(&name).to_string_lossy().into_owned();
-            (name, path, extra.iter().map(|s| s.to_string()).collect())
+            (
+                name,
+                path,
+                extra.iter().map(std::string::ToString::to_string).collect(),
+            )
         })
         .collect()
 }

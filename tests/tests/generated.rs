@@ -52,7 +52,7 @@ fn every_plugin_is_generated() {
         assert_eq!(p.built_command().get_name(), name);
     }
     let mut names: Vec<&str> = PLUGINS.iter().map(|p| p.name).collect();
-    names.sort();
+    names.sort_unstable();
     assert_eq!(
         names,
         PLUGINS.iter().map(|p| p.name).collect::<Vec<_>>(),
@@ -154,8 +154,7 @@ fn sample_macros(word: &str) -> String {
     while let Some(start) = out.find("$ARG") {
         let end = out[start + 1..]
             .find('$')
-            .map(|e| start + e + 2)
-            .unwrap_or_else(|| panic!("unterminated macro in {word}"));
+            .map_or_else(|| panic!("unterminated macro in {word}"), |e| start + e + 2);
         out.replace_range(start..end, "1");
     }
     out
@@ -209,8 +208,7 @@ fn monit_examples_cover_every_plugin_and_parse() {
         let path = line
             .split_once(" with path \"")
             .and_then(|(_, rest)| rest.split_once('"'))
-            .map(|(path, _)| path)
-            .unwrap_or_else(|| panic!("{line}: no path"));
+            .map_or_else(|| panic!("{line}: no path"), |(path, _)| path);
         let words = shell_words(path);
         let name = words[0]
             .strip_prefix("/usr/lib/nagios/plugins/")

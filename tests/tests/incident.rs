@@ -21,6 +21,7 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -100,7 +101,7 @@ impl Monit {
                     rlim_cur: soft,
                     rlim_max: hard,
                 };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) == 0 {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const rl) == 0 {
                     Ok(())
                 } else {
                     Err(std::io::Error::last_os_error())
@@ -115,7 +116,7 @@ impl Monit {
     }
 
     fn pid(&self) -> i32 {
-        self.child.id() as i32
+        i32::try_from(self.child.id()).expect("a PID fits in i32")
     }
 
     fn ctl(&self, args: &[&str]) -> String {
@@ -192,7 +193,7 @@ check process incident with pidfile {d}/svc.pid
 "#
     );
     for (name, cmd) in plugins {
-        rc.push_str(&format!("\ncheck program pg_{name} with path \"{cmd}\" with timeout 20 seconds\n    if status != 0 then alert\n"));
+        let _ = write!(rc, "\ncheck program pg_{name} with path \"{cmd}\" with timeout 20 seconds\n    if status != 0 then alert\n");
     }
     rc
 }
@@ -215,9 +216,7 @@ fn nofile_of(pid: i32) -> Option<(u64, u64)> {
 }
 
 fn fd_count(pid: i32) -> u64 {
-    std::fs::metadata(format!("/proc/{pid}/fd"))
-        .map(|m| m.len())
-        .unwrap_or(0)
+    std::fs::metadata(format!("/proc/{pid}/fd")).map_or(0, |m| m.len())
 }
 
 fn ppid_of(pid: i32) -> Option<i32> {
@@ -294,7 +293,13 @@ impl Drop for Load {
 }
 
 fn state_word(o: &Outcome) -> String {
-    ["OK", "WARNING", "CRITICAL", "UNKNOWN"][o.code as usize].to_string()
+    match o.code {
+        0 => "OK",
+        1 => "WARNING",
+        2 => "CRITICAL",
+        _ => "UNKNOWN",
+    }
+    .to_string()
 }
 
 /// The service's session leader (the start program's shell) has exited: it was reparented.
@@ -332,9 +337,9 @@ fn incident(daemonize: bool) {
     };
     // SAFETY: plain getrlimit/setrlimit on this process.
     unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut rl);
         rl.rlim_cur = rl.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &raw const rl);
     }
     let hard = rl.rlim_max;
     assert!(
@@ -586,8 +591,7 @@ fn incident(daemonize: bool) {
         let output = block
             .lines()
             .find_map(|l| l.trim().strip_prefix("last output"))
-            .map(str::trim)
-            .unwrap_or("");
+            .map_or("", str::trim);
         assert!(
             output.len() <= 512 && output.contains(" - "),
             "pg_{name} output {output:?}"

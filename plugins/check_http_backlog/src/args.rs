@@ -33,15 +33,19 @@ use crate::tls::TlsArgs;
 #[command(name = "check_http_backlog", version, about, long_about)]
 #[allow(clippy::doc_markdown)] // these doc comments are the --help text, read as plain text
 pub struct Args {
+    /// `-w`/`-c` on the probe's response time.
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
 
+    /// `-t`, `-v`, `--label`.
     #[command(flatten)]
     pub common: CommonArgs,
 
+    /// Whose listeners.
     #[command(flatten)]
     pub select: Selector,
 
+    /// Where the drop counters of the last run are kept.
     #[command(flatten)]
     pub state: StateArgs,
 
@@ -103,6 +107,7 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_duration)]
     pub probe_timeout: Duration,
 
+    /// Certificate checks of an https probe.
     #[command(flatten)]
     pub tls: TlsArgs,
 

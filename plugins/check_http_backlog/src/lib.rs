@@ -12,6 +12,7 @@
 //! A run has three stages: [`acquire`] reads the system into a plain
 //! [`acquire::Observation`], [`evaluate`] turns it (with the options and the last run's
 //! state) into findings and perfdata, and common's `Report` renders them.
+#![deny(missing_docs)]
 
 pub mod acquire;
 pub mod args;

@@ -3,9 +3,9 @@
 //! yet valid), plain servers in threads of this test for the other failure paths, and the
 //! environment's proxy variables.
 //!
-//! Every server is bounded: `s_server -naccept N` under `timeout`, killed when its guard
-//! drops; the thread servers stop when dropped and give up after 30 s. Traffic stays on
-//! 127.0.0.1.
+//! Every server is bounded: `s_server -naccept 20`, killed when its guard drops (and with
+//! the test process, `PR_SET_PDEATHSIG`); the thread servers stop when dropped and give up
+//! after 30 s. Traffic stays on 127.0.0.1.
 
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used)]
@@ -15,6 +15,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -160,8 +161,9 @@ impl Pki {
     }
 }
 
-/// `openssl s_server -www` on 127.0.0.1, a free port, for at most `naccept` connections and
-/// 60 s; killed on drop.
+/// `openssl s_server -www` on 127.0.0.1, a free port, for at most 20 connections; killed on
+/// drop, and by the kernel if the test process dies first (`PR_SET_PDEATHSIG`). (Not under
+/// `timeout`: killing that wrapper would leave the server running.)
 struct SServer {
     child: Child,
     port: u16,
@@ -169,15 +171,16 @@ struct SServer {
 
 impl SServer {
     fn start(cert: &Path, key: &Path, extra: &[&str]) -> SServer {
-        let mut child = Command::new("timeout")
-            .args([
-                "60",
-                "openssl",
-                "s_server",
-                "-accept",
-                "127.0.0.1:0",
-                "-www",
-            ])
+        let mut cmd = Command::new("openssl");
+        // SAFETY: prctl is async-signal-safe; the closure touches nothing else.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .args(["s_server", "-accept", "127.0.0.1:0", "-www"])
             .args(["-naccept", "20", "-cert"])
             .arg(cert)
             .arg("-key")

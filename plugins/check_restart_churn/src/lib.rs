@@ -7,6 +7,7 @@
 //! (docs/contract.md §8) and compares every run with the last. The judging is the pure
 //! [`churn::evaluate`]; this file only reads /proc, systemd and the clock, and hands the
 //! state store the closure that judges.
+#![deny(missing_docs)]
 
 pub mod churn;
 
@@ -47,15 +48,19 @@ use churn::{Now, Observation, Policy, Seen, UnitInfo};
     args_override_self = true
 )]
 pub struct Args {
+    /// `-w`/`-c` on the restarts within the window.
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
 
+    /// `-t`, `-v`, `--label`.
     #[command(flatten)]
     pub common: CommonArgs,
 
+    /// Which service.
     #[command(flatten)]
     pub select: Selector,
 
+    /// Where the instances seen are kept.
     #[command(flatten)]
     pub state: StateArgs,
 

@@ -74,6 +74,7 @@ impl Acquirer {
     /// Reads the run's [`Facts`]; `--proc-root` must be a procfs.
     pub fn new(args: &Args) -> Result<Acquirer, CheckError> {
         let root = ProcRoot::open(&args.common.proc_root)?;
+        #[allow(clippy::match_same_arms)] // one arm per choice reads better than a merged guard
         let flavor = match args.pam_flavor {
             PamFlavor::Upstream => Flavor::Upstream,
             PamFlavor::Debian => Flavor::Debian,

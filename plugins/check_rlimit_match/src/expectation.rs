@@ -51,6 +51,7 @@ pub enum Comparison {
 
 impl Comparison {
     /// The state of a value that compares `order` with the expected one.
+    #[allow(clippy::match_same_arms)] // one arm per case of the comparison table
     pub fn status(self, order: Ordering) -> Status {
         match (order, self) {
             (Ordering::Less, Comparison::Advisory) | (Ordering::Greater, Comparison::Exact) => {

@@ -8,6 +8,7 @@
 //! explicit values, a YAML config or a sibling process; and when a value is too low it names
 //! where the value came from and the fix for whoever starts the service (common's
 //! provenance and remediation modules).
+#![deny(missing_docs)]
 
 pub mod config;
 pub mod expect;

@@ -482,6 +482,8 @@ fn process_limit(
 // The glob is `*.conf`, case-sensitive like every glob: `X.CONF` is not read.
 #[allow(clippy::case_sensitive_file_extension_comparisons)]
 pub fn sort_limits_d(mut names: Vec<String>) -> Vec<String> {
+    // pam_limits matches the suffix case-sensitively (glob "*.conf").
+    #[allow(clippy::case_sensitive_file_extension_comparisons)]
     names.retain(|n| n.ends_with(".conf") && !n.starts_with('.'));
     names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     names

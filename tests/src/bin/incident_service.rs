@@ -58,11 +58,11 @@ fn listen(port: u16, backlog: i32) -> TcpListener {
             fd,
             libc::SOL_SOCKET,
             libc::SO_REUSEADDR,
-            (&one as *const libc::c_int).cast(),
+            (&raw const one).cast(),
             4,
         );
         let addr = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_family: libc::sa_family_t::try_from(libc::AF_INET).unwrap_or(2),
             sin_port: port.to_be(),
             sin_addr: libc::in_addr {
                 s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
@@ -71,8 +71,8 @@ fn listen(port: u16, backlog: i32) -> TcpListener {
         };
         let rc = libc::bind(
             fd,
-            (&addr as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
+            (&raw const addr).cast(),
+            libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_in>()).unwrap_or(16),
         );
         assert_eq!(
             rc,
