@@ -165,14 +165,6 @@ impl ProcRoot {
         Ok(self.read("sys/kernel/random/boot_id")?.trim().to_string())
     }
 
-    /// Boot time in seconds since the epoch (`btime` in `stat`).
-    pub fn boot_time(&self) -> Result<u64, CheckError> {
-        let text = self.read("stat")?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
-            .ok_or_else(|| CheckError::parse(self.path.join("stat"), "no btime line"))
-    }
-
     /// Whether the tree is the kernel's procfs (and so `stat(fd).st_size` is an fd count).
     pub fn is_procfs(&self) -> bool {
         self.is_procfs
