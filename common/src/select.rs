@@ -90,6 +90,7 @@ pub struct Selected {
 impl Selected {
     /// `name[pid]` as shown in output, with the in-container PID when there is one:
     /// `nginx[4312, pid 1 in container]`.
+    #[must_use]
     pub fn display(&self) -> String {
         match self.ns_pid {
             Some(ns) => format!("{}[{}, pid {ns} in container]", self.name, self.pid),
@@ -100,6 +101,7 @@ impl Selected {
 
 impl Selector {
     /// Whether no selector was given.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.pid.is_none()
             && self.pidfile.is_none()
@@ -113,6 +115,7 @@ impl Selector {
 
     /// The selectors as given, e.g. `--name node --user app`; a pidfile is named by its
     /// absolute path, so `run/app.pid` and `/srv/run/app.pid` describe (and key state) alike.
+    #[must_use]
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         let mut add = |flag: &str, value: Option<String>| {
@@ -142,6 +145,7 @@ impl Selector {
     /// A label prefix that does not change when the process restarts: the container's name
     /// or short id, the name (without wildcards), the pidfile's stem or the unit, else
     /// `None` (then each process's name is used).
+    #[must_use]
     pub fn stable_label(&self) -> Option<String> {
         self.container
             .as_ref()
@@ -167,6 +171,10 @@ impl Selector {
 
     /// The processes selected, oldest first. "Not running" is added to `report` as CRITICAL
     /// (and nothing is returned); a process that cannot be read is added as UNKNOWN.
+    ///
+    /// # Errors
+    /// A [`CheckError`] (UNKNOWN) when the selection cannot be found out: an unreadable file,
+    /// an unknown user, an ambiguous container.
     pub fn resolve(
         &self,
         root: &ProcRoot,
@@ -408,6 +416,7 @@ fn thread_group_leader(root: &ProcRoot, pid: i32) -> Result<i32, CheckError> {
 
 /// A pidfile's path with its directory made absolute and canonical; the file itself is
 /// not resolved (a symlinked pidfile keeps its own name).
+#[must_use]
 pub fn canonical_pidfile(file: &Path) -> PathBuf {
     let Some(name) = file.file_name() else {
         return file.to_path_buf();
@@ -443,6 +452,10 @@ fn lexically_absolute(dir: &Path) -> PathBuf {
 /// Pid reuse is not guessed from the file's mtime: the start time it would be compared with
 /// moves when the wall clock is stepped, which would make a healthy service "stale". Combine
 /// `--pidfile` with `--name` to be sure the pid is still the service's.
+///
+/// # Errors
+/// A [`CheckError`] (UNKNOWN) when the pidfile or the process cannot be read, or the
+/// pidfile is a symlink root does not own.
 pub fn pid_from_pidfile(root: &ProcRoot, file: &Path) -> Result<Result<i32, String>, CheckError> {
     let pid = match read_pidfile(file)? {
         Ok(pid) => pid,
@@ -467,6 +480,10 @@ pub fn pid_from_pidfile(root: &ProcRoot, file: &Path) -> Result<Result<i32, Stri
 /// The PID written in a pidfile, or why there is none. The content is never shown (the
 /// file may be anything a symlink points at); a symlink owned by anyone but root is an
 /// error (UNKNOWN), as systemd refuses it for `PIDFile=`.
+///
+/// # Errors
+/// A [`CheckError`] (UNKNOWN) when the pidfile cannot be read, or is a symlink root does
+/// not own.
 pub fn read_pidfile(file: &Path) -> Result<Result<i32, String>, CheckError> {
     let shown = file.display();
     let text = match read_regular(file, max::PIDFILE, Follow::RootOwned) {
@@ -675,6 +692,9 @@ fn in_unit(path: &str, unit: &[String]) -> bool {
 }
 
 /// A user name or numeric uid to a uid, via /etc/passwd (no NSS: the binaries are static).
+///
+/// # Errors
+/// A [`CheckError`] (UNKNOWN) when /etc/passwd cannot be read or has no such user.
 pub fn resolve_user(user: &str) -> Result<u32, CheckError> {
     if let Ok(uid) = user.parse() {
         return Ok(uid);

@@ -59,6 +59,7 @@ pub struct Container {
 impl Container {
     /// Whether `wanted` (from `--container`) names this container: its name, its full id,
     /// or a prefix of its id of at least [`MIN_ID_PREFIX`] hex digits, as `docker ps` shows.
+    #[must_use]
     pub fn is_named(&self, wanted: &str) -> bool {
         if self.key == wanted {
             return true;
@@ -71,6 +72,7 @@ impl Container {
     }
 
     /// The short form for output and perfdata labels: a name as is, an id cut to 12 digits.
+    #[must_use]
     pub fn short(&self) -> &str {
         if is_hex_id(&self.key) {
             &self.key[..MIN_ID_PREFIX]
@@ -96,6 +98,7 @@ fn is_hex_id(s: &str) -> bool {
 }
 
 /// The container named by one cgroup path (the outermost, for nested containers).
+#[must_use]
 pub fn in_cgroup_path(path: &str) -> Option<Container> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     let under_kubepods = |i: usize| parts[..i].iter().any(|p| p.starts_with("kubepods"));

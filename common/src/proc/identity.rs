@@ -33,6 +33,7 @@ pub struct Identity {
 impl Identity {
     /// The name shown in output (`name[pid]`) and used for labels when the selector gives
     /// none; the same for every user who can read `comm` and `cmdline`.
+    #[must_use]
     pub fn name(&self) -> String {
         if let Some(script) = self.script() {
             return script;
@@ -45,6 +46,7 @@ impl Identity {
 
     /// Every name the process goes by: the shown name, `comm`, argv\[0\]'s basename and the
     /// first word of a retitled argv\[0\], and for an interpreter both it and its script.
+    #[must_use]
     pub fn names(&self) -> Vec<String> {
         // The shown name is always one of these.
         let mut names = vec![self.comm.clone()];
@@ -59,6 +61,7 @@ impl Identity {
     /// Whether `--name PATTERN` selects this process: PATTERN (a glob) matches one of its
     /// [`names`](Identity::names). A plain name longer than 15 bytes also matches a `comm`
     /// holding its first 15 when nothing readable names the process in full.
+    #[must_use]
     pub fn matches(&self, pattern: &Glob) -> bool {
         if pattern.matches(&self.comm) || self.names().iter().any(|n| pattern.matches(n)) {
             return true;
@@ -213,6 +216,9 @@ pub struct Glob {
 
 impl Glob {
     /// Compiles `text`; a bracket left open is an error naming it.
+    ///
+    /// # Errors
+    /// The pattern and what is wrong with it.
     pub fn new(text: &str) -> Result<Glob, String> {
         if !text.contains(['*', '?', '[']) {
             return Ok(Glob {
@@ -262,6 +268,7 @@ impl Glob {
     }
 
     /// Whether `name` matches.
+    #[must_use]
     pub fn matches(&self, name: &str) -> bool {
         match &self.regex {
             Some(re) => re.is_match(name),
@@ -270,16 +277,19 @@ impl Glob {
     }
 
     /// The name itself when the pattern has no wildcard.
+    #[must_use]
     pub fn literal(&self) -> Option<&str> {
         self.regex.is_none().then_some(self.text.as_str())
     }
 
     /// The pattern as given.
+    #[must_use]
     pub fn as_str(&self) -> &str {
         &self.text
     }
 
     /// The pattern without its wildcards, for a perfdata label (`php-fpm*` -> `php-fpm`).
+    #[must_use]
     pub fn stem(&self) -> String {
         let stem: String = self
             .text

@@ -29,6 +29,7 @@ pub use limits::{Limits, Rlimit};
 const PF_KTHREAD: u32 = 0x0020_0000;
 
 /// How a process is shown in every output line: `name[pid]`.
+#[must_use]
 pub fn who(name: &str, pid: i32) -> String {
     format!("{name}[{pid}]")
 }
@@ -47,6 +48,10 @@ impl ProcRoot {
     /// Opens the tree at `path` for `--proc-root`: it must be a procfs (the host's, mounted
     /// elsewhere, works); anything else is an error naming it. Builds with the `testing`
     /// feature (never packaged) also take a fixture tree laid out like /proc.
+    ///
+    /// # Errors
+    /// [`CheckError::Config`] (UNKNOWN) naming `path` when it is missing, not a directory or
+    /// not a procfs.
     pub fn open(path: impl Into<PathBuf>) -> Result<ProcRoot, CheckError> {
         let root = ProcRoot::new(path);
         if root.is_procfs || (cfg!(feature = "testing") && looks_like_proc(&root.path)) {
@@ -72,16 +77,23 @@ impl ProcRoot {
     }
 
     /// The directory this tree is rooted at.
+    #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Reads a file below the root, e.g. `sys/fs/file-nr`.
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn read(&self, rel: &str) -> Result<String, CheckError> {
         read_file(&self.path.join(rel))
     }
 
     /// Reads a file below the root holding one unsigned number (e.g. `sys/fs/nr_open`).
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn read_u64(&self, rel: &str) -> Result<u64, CheckError> {
         let text = self.read(rel)?;
         text.trim().parse().map_err(|_| {
@@ -95,12 +107,18 @@ impl ProcRoot {
     /// The PIDs of all processes (thread-group leaders; /proc lists no threads at its top),
     /// kernel threads left out: they have no fds, limits or name of their own to check, and
     /// their fd directories are closed to non-root users.
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the directory when it cannot be listed.
     pub fn pids(&self) -> Result<Vec<i32>, CheckError> {
         Ok(self.scan()?.into_iter().map(|(pid, _)| pid).collect())
     }
 
     /// [`pids`](ProcRoot::pids) with each process's `stat` as read to tell kernel threads
     /// apart (`None` where it could not be read), so a scan reads it only once.
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the directory when it cannot be listed.
     pub fn scan(&self) -> Result<Vec<(i32, Option<StatLine>)>, CheckError> {
         let entries = fs::read_dir(&self.path).map_err(|e| CheckError::io(&self.path, e))?;
         let mut found: Vec<(i32, Option<StatLine>)> = Vec::new();
@@ -121,6 +139,7 @@ impl ProcRoot {
 
     /// Whether this procfs hides other users' processes (`hidepid=1|2|invisible|noaccess`),
     /// and so a process that is not listed may still be running.
+    #[must_use]
     pub fn hides_other_users(&self) -> bool {
         let Ok(mountinfo) = self.read("self/mountinfo") else {
             return false;
@@ -138,6 +157,7 @@ impl ProcRoot {
     }
 
     /// A handle on one process (nothing is read yet).
+    #[must_use]
     pub fn process(&self, pid: i32) -> Process<'_> {
         Process {
             root: self,
@@ -147,6 +167,9 @@ impl ProcRoot {
     }
 
     /// Seconds since boot, from `uptime`: the clock process start times are measured on.
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn uptime_secs(&self) -> Result<f64, CheckError> {
         let text = self.read("uptime")?;
         text.split_whitespace()
@@ -161,17 +184,22 @@ impl ProcRoot {
     }
 
     /// The boot id, which changes on every boot.
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn boot_id(&self) -> Result<String, CheckError> {
         Ok(self.read("sys/kernel/random/boot_id")?.trim().to_string())
     }
 
     /// Whether the tree is the kernel's procfs (and so `stat(fd).st_size` is an fd count).
+    #[must_use]
     pub fn is_procfs(&self) -> bool {
         self.is_procfs
     }
 }
 
 /// Clock ticks per second, the unit of `starttime` in `/proc/PID/stat`.
+#[must_use]
 pub fn clock_ticks() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -195,6 +223,9 @@ fn fs_magic(path: &Path) -> Option<i64> {
 ///
 /// /proc files report a size of 0, so `fs::read` would start with tiny probing reads (eight
 /// system calls for one `limits` file); one 4 KiB buffer takes most of them in one read.
+///
+/// # Errors
+/// A [`CheckError`] naming the file that could not be read or parsed.
 pub fn read_file(path: &Path) -> Result<String, CheckError> {
     let mut file = fs::File::open(path).map_err(|e| CheckError::io(path, e))?;
     let mut buf = vec![0u8; 4096];
@@ -230,16 +261,21 @@ pub type ProcStatus = procfs::process::Status;
 
 impl Process<'_> {
     /// The PID.
+    #[must_use]
     pub fn pid(&self) -> i32 {
         self.pid
     }
 
     /// The path of one of the process's files.
+    #[must_use]
     pub fn path(&self, file: &str) -> PathBuf {
         self.dir.join(file)
     }
 
     /// Reads one of the process's files whole.
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn read(&self, file: &str) -> Result<String, CheckError> {
         read_file(&self.path(file))
     }
@@ -250,17 +286,24 @@ impl Process<'_> {
     }
 
     /// Whether the process exists.
+    #[must_use]
     pub fn exists(&self) -> bool {
         self.dir.exists()
     }
 
     /// Resource limits (`/proc/PID/limits`).
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn limits(&self) -> Result<Limits, CheckError> {
         let text = self.read("limits")?;
         Limits::parse(&text).map_err(|msg| CheckError::parse(self.path("limits"), msg))
     }
 
     /// `/proc/PID/stat` (comm, ppid, starttime in clock ticks since boot, ...).
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn stat(&self) -> Result<Stat, CheckError> {
         let text = self.read("stat")?;
         // procfs slices the line at byte offsets around the parentheses and panics on a
@@ -276,11 +319,17 @@ impl Process<'_> {
     }
 
     /// `/proc/PID/status` (uids, gids, supplementary groups, tgid, ppid, ...).
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn status(&self) -> Result<ProcStatus, CheckError> {
         self.parse("status")
     }
 
     /// The argument vector (empty for kernel threads and zombies).
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn cmdline(&self) -> Result<Vec<String>, CheckError> {
         let text = self.read("cmdline")?;
         Ok(text
@@ -291,6 +340,9 @@ impl Process<'_> {
     }
 
     /// The fields of `/proc/PID/stat` selection needs (cheaper than [`stat`](Process::stat)).
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn stat_line(&self) -> Result<StatLine, CheckError> {
         let text = self.read("stat")?;
         StatLine::parse(&text)
@@ -298,6 +350,9 @@ impl Process<'_> {
     }
 
     /// `comm` and the argument vector, the world-readable facts its name comes from.
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn identity(&self) -> Result<Identity, CheckError> {
         let comm = self.stat_line()?.comm;
         Ok(Identity {
@@ -308,11 +363,17 @@ impl Process<'_> {
 
     /// The PIDs of the process in each PID namespace it is in, from the reader's outwards
     /// (`NSpid` in `status`): one entry on the host, `[host, .., in-container]` inside.
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn ns_pids(&self) -> Result<Vec<i32>, CheckError> {
         Ok(self.status()?.nspid.unwrap_or_else(|| vec![self.pid]))
     }
 
     /// The container whose cgroup holds the process, if any.
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn container(&self) -> Result<Option<Container>, CheckError> {
         Ok(self
             .cgroup_paths()?
@@ -323,6 +384,7 @@ impl Process<'_> {
     /// The basename of the executable (`/proc/PID/exe`), when it can be read (it needs
     /// ptrace access for another user's process). Never part of a name or a match, which
     /// must not depend on who runs the check; shown only as extra detail.
+    #[must_use]
     pub fn exe_name(&self) -> Option<String> {
         let target = fs::read_link(self.path("exe")).ok()?;
         let name = target.file_name()?.to_string_lossy().into_owned();
@@ -331,6 +393,7 @@ impl Process<'_> {
 
     /// What the process is called ([`Identity::name`]): the script for an interpreter, the
     /// executable's full name, never different for root and other users. `?` if unreadable.
+    #[must_use]
     pub fn name(&self) -> String {
         match self.identity() {
             Ok(id) => id.name(),
@@ -339,11 +402,15 @@ impl Process<'_> {
     }
 
     /// `name[pid]`, as every output line shows a process.
+    #[must_use]
     pub fn who(&self) -> String {
         who(&self.name(), self.pid)
     }
 
     /// The cgroup paths the process belongs to (`/proc/PID/cgroup`, v1 and v2 lines).
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn cgroup_paths(&self) -> Result<Vec<String>, CheckError> {
         let text = self.read("cgroup")?;
         Ok(text
@@ -354,6 +421,9 @@ impl Process<'_> {
     }
 
     /// The systemd unit (service or scope) whose cgroup holds the process, if any.
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn systemd_unit(&self) -> Result<Option<String>, CheckError> {
         Ok(self
             .cgroup_paths()?
@@ -366,6 +436,9 @@ impl Process<'_> {
     /// On the real procfs of Linux >= 6.2, `stat(/proc/PID/fd).st_size` is the count: O(1)
     /// whatever the number of fds, and allowed for any user. Elsewhere (older kernels,
     /// fixture trees, where `st_size` is 0 or a byte size) the directory is counted.
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn fd_count(&self) -> Result<u64, CheckError> {
         let dir = self.path("fd");
         if self.root.is_procfs {
@@ -385,6 +458,9 @@ impl Process<'_> {
 
     /// The targets of the open fds (`socket:[123]`, `pipe:[45]`, `anon_inode:[eventpoll]`,
     /// `/var/log/app.log`, ...): one readlink per fd, so only for verbose output.
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn fd_targets(&self) -> Result<Vec<String>, CheckError> {
         let dir = self.path("fd");
         let entries = fs::read_dir(&dir).map_err(|e| CheckError::io(&dir, e))?;
@@ -402,6 +478,9 @@ impl Process<'_> {
     }
 
     /// Seconds since the process started, from its `starttime` and the root's uptime.
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn age_secs(&self, stat: &Stat) -> Result<f64, CheckError> {
         // Ticks since boot and ticks per second stay far below 2^52: exact as f64.
         #[allow(clippy::cast_precision_loss)]
@@ -447,6 +526,7 @@ fn stat_shape(text: &str) -> bool {
 
 impl StatLine {
     /// Parses one line; `None` if it is not a stat line.
+    #[must_use]
     pub fn parse(text: &str) -> Option<StatLine> {
         let open = text.find('(')?;
         let close = text.rfind(')')?;
@@ -463,12 +543,14 @@ impl StatLine {
     }
 
     /// A kernel thread (`PF_KTHREAD`).
+    #[must_use]
     pub fn is_kernel_thread(&self) -> bool {
         self.flags & PF_KTHREAD != 0
     }
 
     /// Whether the process has ended: a zombie (exited, not yet reaped by its parent) or
     /// dead. A zombie thread-group leader whose other threads still run is alive.
+    #[must_use]
     pub fn has_exited(&self) -> bool {
         matches!(self.state, 'Z' | 'X' | 'x') && self.num_threads <= 1
     }
@@ -508,6 +590,9 @@ pub struct FileNr {
 
 impl FileNr {
     /// Parses the three tab-separated numbers of `file-nr`.
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn parse(text: &str) -> Result<FileNr, String> {
         let nums: Vec<u64> = text
             .split_whitespace()
@@ -520,6 +605,9 @@ impl FileNr {
     }
 
     /// Reads it below `root`.
+    ///
+    /// # Errors
+    /// A [`CheckError`] naming the file that could not be read or parsed.
     pub fn read(root: &ProcRoot) -> Result<FileNr, CheckError> {
         FileNr::parse(&root.read("sys/fs/file-nr")?)
             .map_err(|m| CheckError::parse(root.path().join("sys/fs/file-nr"), m))
