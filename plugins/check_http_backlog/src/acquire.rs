@@ -1,6 +1,6 @@
 //! Acquisition: everything the check reads from the system, gathered into a plain
 //! [`Observation`]. The sockets of the selected processes, the network namespace to look
-//! in, the listeners (sock_diag, else /proc/net/tcp{,6}), the probe, the TcpExt counters,
+//! in, the listeners (`sock_diag`, else /proc/net/tcp{,6}), the probe, the `TcpExt` counters,
 //! the established connections, and, when the evaluation asks for them, the processes
 //! holding the listeners.
 
@@ -37,7 +37,7 @@ pub struct Observation {
     pub listeners: Vec<Listener>,
     /// Where they came from.
     pub source: Source,
-    /// Why sock_diag was not used, if it was not.
+    /// Why `sock_diag` was not used, if it was not.
     pub fallback: Option<String>,
     /// With selectors: the selected processes as `name[pid]` (empty: none runs).
     pub selected: Option<Vec<String>>,
@@ -49,7 +49,7 @@ pub struct Observation {
     pub probe: Option<(String, Probe)>,
     /// The inode of the listener the probe went to, if it is among `listeners`.
     pub probed: Option<u64>,
-    /// The host's (or namespace's) TcpExt ListenOverflows and ListenDrops.
+    /// The host's (or namespace's) `TcpExt` `ListenOverflows` and `ListenDrops`.
     pub host: Option<HostCounters>,
     /// Drop counters read again after a probe whose SYN went unanswered (listener inode
     /// -> drops, and the host counters): the next baseline, so the probe's own dropped
@@ -66,6 +66,7 @@ pub struct Observation {
 
 impl Observation {
     /// Nothing seen yet.
+    #[must_use]
     pub fn new(source: Source, fallback: Option<String>) -> Observation {
         Observation {
             target: Target::default(),
@@ -89,6 +90,10 @@ impl Observation {
 
 /// Reads everything but the owners. Selection failures ("not running") are in `notes`,
 /// with no listeners.
+///
+/// # Errors
+///
+/// What cannot be read at all (no listener table, a bad `--netns`, a usage error in the URL).
 pub fn observe(args: &Args, root: &ProcRoot, deadline: Instant) -> Result<Observation, CheckError> {
     let mut obs = Observation::new(Source::SockDiag, None);
     let mut pids = Vec::new();
@@ -263,7 +268,7 @@ fn select(
 
 /// /proc/net/tcp has no backlog: ask each listener whose holder is known (a selected
 /// process, or the process `--netns` named) through a duplicate of its socket, which needs
-/// ptrace access but no CAP_SYS_ADMIN; `--backlog` stays where that fails.
+/// ptrace access but no `CAP_SYS_ADMIN`; `--backlog` stays where that fails.
 fn backlogs_from_holders(
     net: &Net<'_>,
     listeners: &mut [Listener],
@@ -324,6 +329,7 @@ pub fn owners(root: &ProcRoot, obs: &mut Observation, deadline: Instant) {
 
 /// Takes the prior state of this check and stores the next one, under the state lock. A
 /// state store that cannot be used costs the drop deltas only.
+#[must_use]
 pub fn swap_state(args: &Args, obs: &Observation) -> Prior {
     let mut key = format!("http_backlog {}", target::state_key(args, &obs.target));
     // Drop counters are per namespace: a container's listener is not the host's.

@@ -31,6 +31,7 @@ use crate::tls::TlsArgs;
 /// --probe then speaks HTTP over the socket.
 #[derive(Parser, Debug)]
 #[command(name = "check_http_backlog", version, about, long_about)]
+#[allow(clippy::doc_markdown)] // these doc comments are the --help text, read as plain text
 pub struct Args {
     /// `-w`/`-c` on the probe's response time.
     #[command(flatten)]
@@ -139,6 +140,7 @@ pub struct StatusSet(Vec<(u16, u16)>);
 
 impl StatusSet {
     /// Whether `status` is expected.
+    #[must_use]
     pub fn contains(&self, status: u16) -> bool {
         self.0.iter().any(|(a, b)| (*a..=*b).contains(&status))
     }
@@ -187,6 +189,10 @@ fn parse_status_set(text: &str) -> Result<StatusSet, String> {
 
 /// The host (without brackets) and port of an http:// or https:// URL (80 and 443 by
 /// default).
+///
+/// # Errors
+///
+/// Not an http(s) URL, no host, or a port that is not a TCP port.
 pub fn url_endpoint(url: &str) -> Result<(String, u16), String> {
     let uri: ureq::http::Uri = url.parse().map_err(|e| format!("--url {url:?}: {e}"))?;
     let default_port = match uri.scheme_str() {
@@ -217,6 +223,10 @@ pub fn url_endpoint(url: &str) -> Result<(String, u16), String> {
 }
 
 /// The checks clap cannot express; each failure is a usage error.
+///
+/// # Errors
+///
+/// A usage error (`CheckError::Usage`) for each combination the plugin cannot run with.
 pub fn validate(args: &Args) -> Result<(), CheckError> {
     // The runner prints these like clap's own errors: the reason, then the short usage.
     let invalid = |m: String| Err(CheckError::Usage(m));

@@ -29,12 +29,12 @@ pub struct Saved {
     listeners: BTreeMap<String, (u64, u64)>,
 }
 
-/// The TcpExt counters of the host (or network namespace).
+/// The `TcpExt` counters of the host (or network namespace).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HostCounters {
-    /// TcpExt ListenOverflows.
+    /// `TcpExt` `ListenOverflows`.
     pub listen_overflows: u64,
-    /// TcpExt ListenDrops.
+    /// `TcpExt` `ListenDrops`.
     pub listen_drops: u64,
 }
 
@@ -93,6 +93,7 @@ fn deltas(saved: &Saved, obs: &Observation) -> Deltas {
 /// SYN was dropped, where there are: the probe's own drops are not news). Only the
 /// listeners seen now are kept, so the state stays small; one whose counter could not be
 /// read this time keeps its old baseline.
+#[must_use]
 pub fn next_state(saved: &Saved, obs: &Observation) -> Saved {
     let (after, host_after) = match &obs.after_probe {
         Some((l, h)) => (Some(l), *h),

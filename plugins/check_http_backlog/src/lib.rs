@@ -1,10 +1,10 @@
-//! check_http_backlog: TCP listen-queue saturation and drops, and an HTTP probe that says
+//! `check_http_backlog`: TCP listen-queue saturation and drops, and an HTTP probe that says
 //! why it fails.
 //!
 //! In the incident this plugin exists for, the kernel kept completing handshakes into the
-//! listen queue while the service could not accept() them (EMFILE), so the supervisor's
+//! listen queue while the service could not `accept()` them (EMFILE), so the supervisor's
 //! `GET /` connected and then read nothing. This check measures the accept queue against
-//! the backlog (sock_diag), the listener's drops and the host's ListenOverflows as deltas
+//! the backlog (`sock_diag`), the listener's drops and the host's `ListenOverflows` as deltas
 //! since the last run, probes the service over HTTP with each failure class in its own
 //! words, and, when something fails, names the process holding the listener and whether it
 //! sits at its open-files limit.
@@ -38,6 +38,10 @@ pub use crate::args::Args;
 
 /// The check: acquire, evaluate (once more with the listeners' owners when something is
 /// wrong: looking them up costs a readlink per fd of every process), render.
+///
+/// # Errors
+///
+/// Usage errors, and what makes the whole check impossible (UNKNOWN).
 pub fn check(args: &Args) -> Result<Report, CheckError> {
     let deadline = Instant::now() + args.common.timeout.duration;
     args::validate(args)?;

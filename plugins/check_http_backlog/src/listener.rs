@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// One listener as measured, from sock_diag or /proc/net/tcp.
+/// One listener as measured, from `sock_diag` or /proc/net/tcp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
     /// Local address.
@@ -12,9 +12,9 @@ pub struct Listener {
     pub port: u16,
     /// Accept queue now.
     pub queue: u32,
-    /// Backlog (sk_max_ack_backlog), if known.
+    /// Backlog (`sk_max_ack_backlog`), if known.
     pub backlog: Option<u32>,
-    /// sk_drops, if known.
+    /// `sk_drops`, if known.
     pub drops: Option<u64>,
     /// Owner uid.
     pub uid: u32,
@@ -26,7 +26,7 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// A LISTEN socket from a sock_diag dump.
+    /// A LISTEN socket from a `sock_diag` dump.
     pub fn from_diag(s: &crate::sock_diag::DiagSocket) -> Listener {
         Listener {
             addr: s.addr,
@@ -40,7 +40,8 @@ impl Listener {
         }
     }
 
-    /// A listening Unix socket from a unix_diag dump, called `path`.
+    /// A listening Unix socket from a `unix_diag` dump, called `path`.
+    #[must_use]
     pub fn from_unix(s: &crate::unix_diag::UnixListener, path: String) -> Listener {
         Listener {
             addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -55,6 +56,7 @@ impl Listener {
     }
 
     /// `127.0.0.1:8080`, `[::1]:8080`, `*:8080`, `[::]:8080`.
+    #[must_use]
     pub fn endpoint(&self) -> String {
         if let Some(path) = &self.unix {
             return path.clone();
@@ -67,11 +69,13 @@ impl Listener {
     }
 
     /// Whether the queue holds backlog+1 connections: the kernel now drops new handshakes.
+    #[must_use]
     pub fn is_full(&self) -> bool {
         self.backlog.is_some_and(|b| self.queue > b)
     }
 
     /// `accept queue 5/4 full`, `accept queue 0/128`, `accept queue 3 (backlog unknown)`.
+    #[must_use]
     pub fn queue_words(&self) -> String {
         match self.backlog {
             Some(b) if self.queue > b => format!("accept queue {}/{b} full", self.queue),
@@ -114,7 +118,7 @@ impl Listener {
 }
 
 /// The state keys of `listeners` (sorted): the endpoint, and `#2`, `#3`, ... for further
-/// sockets on the same endpoint (SO_REUSEPORT groups), in inode order.
+/// sockets on the same endpoint (`SO_REUSEPORT` groups), in inode order.
 pub(crate) fn state_keys(listeners: &[Listener]) -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
     for l in listeners {

@@ -1,10 +1,10 @@
 //! Network namespaces: a container's listeners, counters and loopback are its own.
 //!
-//! sock_diag and `connect()` see the namespace of the socket that does the work, and a
+//! `sock_diag` and `connect()` see the namespace of the socket that does the work, and a
 //! socket belongs to the namespace of the thread that created it. So [`NetNs::run_in`]
 //! runs a closure on a helper thread that has joined the namespace with
 //! `setns(CLONE_NEWNET)` (network namespaces are per thread; the rest of the plugin stays
-//! where it is). That needs CAP_SYS_ADMIN; without it the caller falls back to
+//! where it is). That needs `CAP_SYS_ADMIN`; without it the caller falls back to
 //! `/proc/PID/net/tcp{,6}` of a process in the namespace, which needs no privilege.
 
 use std::fs::File;
@@ -35,6 +35,7 @@ pub struct NetNs {
 impl NetNs {
     /// The namespace of `pid`, or `None` when it is the plugin's own (or cannot be told:
     /// a fixture tree, a process gone).
+    #[must_use]
     pub fn of_pid(root: &ProcRoot, pid: i32) -> Option<NetNs> {
         let ns = NetNs::open_path(&root.process(pid).path("ns/net"), Some(pid)).ok()?;
         (Some(ns.inode) != own_inode(root)).then_some(ns)
@@ -42,6 +43,10 @@ impl NetNs {
 
     /// `--netns`: a PID, `/proc/PID/ns/net`, or a named namespace (`/run/netns/NAME`).
     /// `None` when it is the plugin's own namespace.
+    ///
+    /// # Errors
+    ///
+    /// The path cannot be opened or is not a network namespace.
     pub fn from_arg(root: &ProcRoot, arg: &str) -> Result<Option<NetNs>, CheckError> {
         let (path, pid) = match arg.parse::<i32>() {
             Ok(pid) if pid > 0 => (root.process(pid).path("ns/net"), Some(pid)),
@@ -78,6 +83,7 @@ impl NetNs {
     }
 
     /// `net:[4026532456] (/run/netns/web)` / `net:[4026532456] of pid 20108`.
+    #[must_use]
     pub fn describe(&self) -> String {
         match self.pid {
             Some(pid) if self.path.starts_with("/proc") => {
@@ -88,7 +94,11 @@ impl NetNs {
     }
 
     /// Runs `f` on a thread that has joined this namespace; an error when it cannot
-    /// (EPERM without CAP_SYS_ADMIN).
+    /// (EPERM without `CAP_SYS_ADMIN`).
+    ///
+    /// # Errors
+    ///
+    /// The namespace cannot be joined (EPERM without `CAP_SYS_ADMIN`).
     pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> io::Result<T> {
         let fd = self.file.as_raw_fd();
         std::thread::scope(|s| {
@@ -107,6 +117,10 @@ impl NetNs {
 
     /// `/proc/PID/net/FILE` of a process in the namespace, else the file as the joined
     /// thread sees it (`/proc/thread-self/net/FILE`).
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read, or the namespace joined to read it.
     pub fn read_net(&self, root: &ProcRoot, file: &str) -> Result<String, CheckError> {
         if let Some(pid) = self.pid {
             return root.process(pid).read(&format!("net/{file}"));
@@ -126,6 +140,7 @@ fn own_inode(root: &ProcRoot) -> Option<u64> {
 }
 
 /// The plugin's PID (PIDs fit an i32: the kernel's maximum is 2^22).
+#[must_use]
 pub fn own_pid() -> i32 {
     i32::try_from(std::process::id()).unwrap_or(i32::MAX)
 }

@@ -1,8 +1,8 @@
 //! Which processes hold a socket: its inode against the `socket:[INODE]` link targets in
 //! `/proc/PID/fd`. A pre-forking server (nginx, php-fpm, gunicorn, Apache prefork) has a
-//! master that opens the listener and workers that inherit it and call accept(): every one
+//! master that opens the listener and workers that inherit it and call `accept()`: every one
 //! of them holds it, each with its own open files against its own `nofile`, and the one
-//! whose accept() fails with EMFILE is usually a worker. So every process is looked at:
+//! whose `accept()` fails with EMFILE is usually a worker. So every process is looked at:
 //! one readlink per fd, which is why it runs only when it is needed (a failure, or -v),
 //! looks first at processes of the socket's uid, and stops at a deadline.
 
@@ -33,6 +33,7 @@ pub struct Owner {
 
 impl Owner {
     /// Reads name, fd count and nofile of `pid`.
+    #[must_use]
     pub fn read(root: &ProcRoot, pid: i32) -> Owner {
         let p = root.process(pid);
         let mut owner = Owner {
@@ -64,6 +65,7 @@ impl Owner {
     }
 
     /// Open fds per thousand of the soft limit (0 when either is unknown).
+    #[must_use]
     pub fn fill_permille(&self) -> u64 {
         let ratio = self.usage.and_then(|u| u.ratio()).unwrap_or(0.0);
         // A ratio of a few thousand at most; the cast only rounds.
@@ -72,17 +74,20 @@ impl Owner {
         permille
     }
 
-    /// Whether the open fds have reached the soft limit: accept() then fails with EMFILE.
+    /// Whether the open fds have reached the soft limit: `accept()` then fails with EMFILE.
+    #[must_use]
     pub fn at_fd_limit(&self) -> bool {
         self.usage.is_some_and(|u| u.at_limit())
     }
 
     /// `node[2100] at 1024/1024 open files` / `node[2100] 40/1024 open files`.
+    #[must_use]
     pub fn describe(&self) -> String {
         self.describe_as(None)
     }
 
     /// The same with its role after the name: `nginx[13311] worker at 41/40 open files`.
+    #[must_use]
     pub fn describe_as(&self, role: Option<&str>) -> String {
         let who = match role {
             Some(r) => format!("{} {r}", who(&self.name, self.pid)),
@@ -99,6 +104,10 @@ impl Owner {
 
 /// The inodes of the sockets among `pid`'s fds, and whether `deadline` cut the list short
 /// (a process may hold hundreds of thousands of fds: one readlink each).
+///
+/// # Errors
+///
+/// `/proc/PID/fd` cannot be listed (the process is gone, or another user's).
 pub fn socket_inodes(
     root: &ProcRoot,
     pid: i32,
@@ -122,6 +131,7 @@ pub fn socket_inodes(
 }
 
 /// The fd number under which `pid` holds the socket `inode`, if it does.
+#[must_use]
 pub fn fd_of(root: &ProcRoot, pid: i32, inode: u64) -> Option<i32> {
     fs::read_dir(root.process(pid).path("fd"))
         .ok()?
@@ -139,6 +149,7 @@ pub fn fd_of(root: &ProcRoot, pid: i32, inode: u64) -> Option<i32> {
 }
 
 /// `socket:[123]` -> 123.
+#[must_use]
 pub fn socket_inode(target: &str) -> Option<u64> {
     target
         .strip_prefix("socket:[")?
@@ -151,6 +162,7 @@ pub fn socket_inode(target: &str) -> Option<u64> {
 /// already found (the selected processes), kept first. Every process is looked at (the
 /// workers of a pre-forking server hold the master's listener too), those owned by `uid`
 /// first, until `deadline`. The second value says whether the deadline cut the scan short.
+#[must_use]
 pub fn find_owners(
     root: &ProcRoot,
     inodes: &[u64],
@@ -202,6 +214,7 @@ pub fn find_owners(
 /// the master (the master of a pre-forking server rarely accepts), with how many others
 /// are: `nginx[13311] worker at 41/40 open files — accept() is likely failing with EMFILE;
 /// 2 of 2 workers at their limit`. None at its limit: the fullest one, relative to its limit.
+#[must_use]
 pub fn holders_words(owners: &[Owner]) -> Option<String> {
     const EMFILE: &str = " \u{2014} accept() is likely failing with EMFILE";
     match owners {

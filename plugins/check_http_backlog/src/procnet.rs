@@ -1,8 +1,8 @@
-//! The text files of /proc/net this check reads: `netstat` (TcpExt counters, by name) and
-//! `tcp`/`tcp6` (the fallback when sock_diag is unavailable).
+//! The text files of /proc/net this check reads: `netstat` (`TcpExt` counters, by name) and
+//! `tcp`/`tcp6` (the fallback when `sock_diag` is unavailable).
 //!
 //! /proc/net/tcp cannot give a listener's backlog: for a LISTEN row `rx_queue` is the
-//! accept queue (sk_ack_backlog) but `tx_queue` stays 0 (docs/contract.md §10.4). And it has no drop
+//! accept queue (`sk_ack_backlog`) but `tx_queue` stays 0 (docs/contract.md §10.4). And it has no drop
 //! counter. So the fallback reports the backlog from `--backlog` or as unknown.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -15,8 +15,12 @@ pub struct TcpExt {
 }
 
 impl TcpExt {
-    /// Parses the `TcpExt:` header/value line pair. Other sections (IpExt, MPTcpExt) are
+    /// Parses the `TcpExt:` header/value line pair. Other sections (`IpExt`, `MPTcpExt`) are
     /// ignored.
+    ///
+    /// # Errors
+    ///
+    /// Text that is not `/proc/net/netstat`'s header/value line pairs.
     pub fn parse(text: &str) -> Result<TcpExt, String> {
         let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
         let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
@@ -44,6 +48,7 @@ impl TcpExt {
     }
 
     /// A counter by name.
+    #[must_use]
     pub fn get(&self, name: &str) -> Option<u64> {
         self.pairs.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
     }
@@ -87,6 +92,10 @@ fn parse_addr(hex: &str) -> Option<IpAddr> {
 }
 
 /// The rows of one file in state `state` (others are skipped before any decoding).
+///
+/// # Errors
+///
+/// A line that does not have the fields of `/proc/net/tcp`.
 pub fn parse_tcp(text: &str, state: u8) -> Result<Vec<TcpRow>, String> {
     let want = format!("{state:02X}");
     let mut rows = Vec::new();

@@ -1,12 +1,12 @@
-//! TCP sockets through NETLINK_SOCK_DIAG (inet_diag), written by hand on `libc`.
+//! TCP sockets through `NETLINK_SOCK_DIAG` (`inet_diag`), written by hand on `libc`.
 //!
-//! Why netlink and not /proc/net/tcp: only inet_diag reports a listener's backlog
-//! (`idiag_wqueue` = sk_max_ack_backlog) and its drop counter (SK_MEMINFO_DROPS), and the
+//! Why netlink and not /proc/net/tcp: only `inet_diag` reports a listener's backlog
+//! (`idiag_wqueue` = `sk_max_ack_backlog`) and its drop counter (`SK_MEMINFO_DROPS`), and the
 //! kernel filters by state before serialising anything. A LISTEN-only dump walks only the
-//! listening hash, so its cost does not grow with the established or TIME_WAIT sockets;
+//! listening hash, so its cost does not grow with the established or `TIME_WAIT` sockets;
 //! /proc/net/tcp formats every socket of every state as text (docs/contract.md §10.4, §10.6).
 //!
-//! The wire format (linux/netlink.h, linux/inet_diag.h, linux/sock_diag.h), all in host
+//! The wire format (linux/netlink.h, `linux/inet_diag.h`, `linux/sock_diag.h`), all in host
 //! byte order except ports and addresses, which are in network order:
 //!
 //! ```text
@@ -33,14 +33,14 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-/// Netlink protocol number of sock_diag.
+/// Netlink protocol number of `sock_diag`.
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
-/// Message type of an inet_diag request and of its replies.
+/// Message type of an `inet_diag` request and of its replies.
 pub(crate) const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 pub(crate) const NLM_F_REQUEST: u16 = 0x1;
-/// NLM_F_ROOT | NLM_F_MATCH.
+/// `NLM_F_ROOT` | `NLM_F_MATCH`.
 pub(crate) const NLM_F_DUMP: u16 = 0x300;
 /// The dump was interrupted by a change of the table; its content may be inconsistent.
 const NLM_F_DUMP_INTR: u16 = 0x10;
@@ -54,11 +54,11 @@ const INET_DIAG_REQ_BYTECODE: u16 = 1;
 const INET_DIAG_SKMEMINFO: u16 = 7;
 /// Filter opcode: local port equal to the port in the next op's `no` field (Linux >= 4.16).
 const INET_DIAG_BC_S_EQ: u8 = 11;
-/// Filter opcodes: local port >= / <= the port in the next op (any kernel with inet_diag).
+/// Filter opcodes: local port >= / <= the port in the next op (any kernel with `inet_diag`).
 const INET_DIAG_BC_S_GE: u8 = 2;
 const INET_DIAG_BC_S_LE: u8 = 3;
 
-/// TCP states as the kernel numbers them (include/net/tcp_states.h).
+/// TCP states as the kernel numbers them (`include/net/tcp_states.h`).
 pub const TCP_ESTABLISHED: u8 = 1;
 /// The LISTEN state.
 pub const TCP_LISTEN: u8 = 10;
@@ -72,15 +72,15 @@ pub struct DiagSocket {
     pub addr: IpAddr,
     /// Local port.
     pub port: u16,
-    /// For a listener: connections waiting in the accept queue (sk_ack_backlog).
+    /// For a listener: connections waiting in the accept queue (`sk_ack_backlog`).
     pub rqueue: u32,
-    /// For a listener: the backlog (sk_max_ack_backlog = min(listen() arg, somaxconn)).
+    /// For a listener: the backlog (`sk_max_ack_backlog` = `min(listen()` arg, somaxconn)).
     pub wqueue: u32,
     /// Owner uid.
     pub uid: u32,
     /// Socket inode, as in `/proc/PID/fd/N -> socket:[INODE]`.
     pub inode: u32,
-    /// sk_drops, when SK_MEMINFO was asked for and present.
+    /// `sk_drops`, when `SK_MEMINFO` was asked for and present.
     pub drops: Option<u32>,
 }
 
@@ -91,11 +91,11 @@ pub struct Query {
     pub family: u8,
     /// Bit mask of TCP states (`1 << TCP_LISTEN`).
     pub states: u32,
-    /// Ask for SK_MEMINFO (drops).
+    /// Ask for `SK_MEMINFO` (drops).
     pub meminfo: bool,
     /// Only sockets with this local port (kernel-side bytecode filter).
     pub port: Option<u16>,
-    /// Use the S_GE/S_LE pair instead of S_EQ (kernels before 4.16 reject S_EQ).
+    /// Use the `S_GE/S_LE` pair instead of `S_EQ` (kernels before 4.16 reject `S_EQ`).
     pub legacy_port_filter: bool,
 }
 
@@ -120,6 +120,7 @@ impl std::fmt::Display for DiagError {
 impl std::error::Error for DiagError {}
 
 /// The kernel-side filter program for "local port == port".
+#[must_use]
 pub fn port_bytecode(port: u16, legacy: bool) -> Vec<u8> {
     // struct inet_diag_bc_op { u8 code; u8 yes; u16 no; }: on a match the program skips
     // `yes` bytes, otherwise `no`; the socket is accepted when it lands exactly on the end.
@@ -143,6 +144,7 @@ pub fn port_bytecode(port: u16, legacy: bool) -> Vec<u8> {
 }
 
 /// The request datagram for `q` with sequence number `seq`.
+#[must_use]
 pub fn build_request(q: &Query, seq: u32) -> Vec<u8> {
     let bytecode = q.port.map(|p| port_bytecode(p, q.legacy_port_filter));
     let attr_len = bytecode.as_ref().map_or(0, |b| 4 + b.len());
@@ -179,9 +181,9 @@ pub fn build_request(q: &Query, seq: u32) -> Vec<u8> {
 pub struct Replies<T = DiagSocket> {
     /// Sockets so far.
     pub sockets: Vec<T>,
-    /// NLMSG_DONE was seen.
+    /// `NLMSG_DONE` was seen.
     pub done: bool,
-    /// Some message carried NLM_F_DUMP_INTR.
+    /// Some message carried `NLM_F_DUMP_INTR`.
     pub interrupted: bool,
 }
 
@@ -209,11 +211,15 @@ pub(crate) const fn align4(n: usize) -> usize {
 
 /// Parses one received datagram (one or more netlink messages) into `out`. Messages of
 /// another sequence number are ignored (a late reply to an earlier request).
+///
+/// # Errors
+///
+/// A reply that does not have the promised shape, or an error the kernel sent.
 pub fn parse_replies(buf: &[u8], seq: u32, out: &mut Replies) -> Result<(), DiagError> {
     parse_replies_with(buf, seq, out, parse_msg)
 }
 
-/// [`parse_replies`] for any family: `parse` reads one SOCK_DIAG_BY_FAMILY message.
+/// [`parse_replies`] for any family: `parse` reads one `SOCK_DIAG_BY_FAMILY` message.
 pub(crate) fn parse_replies_with<T>(
     buf: &[u8],
     seq: u32,
@@ -392,7 +398,7 @@ impl NetlinkSocket {
     }
 
     /// One datagram into `buf`; its length. A datagram larger than `buf` is an error, not a
-    /// silently cut reply (MSG_TRUNC makes recv return the real length).
+    /// silently cut reply (`MSG_TRUNC` makes recv return the real length).
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             // SAFETY: buf is valid for buf.len() bytes.
@@ -422,6 +428,10 @@ const RECV_BUF: usize = 64 * 1024;
 /// Runs one dump. Bounded: the receive timeout, and at most `max_sockets` sockets kept
 /// (the dump is still read to its end so the socket is left clean). A dump interrupted by
 /// a concurrent table change is retried up to twice.
+///
+/// # Errors
+///
+/// The netlink socket fails, or its reply is malformed.
 pub fn dump(q: &Query, max_sockets: usize) -> Result<Vec<DiagSocket>, DiagError> {
     dump_with(|seq| build_request(q, seq), max_sockets, parse_msg)
 }
@@ -489,6 +499,10 @@ pub fn dump_raw(q: &Query) -> Result<Vec<Vec<u8>>, DiagError> {
 }
 
 /// LISTEN sockets of both families, with drops; `port` filters in the kernel.
+///
+/// # Errors
+///
+/// As [`dump`].
 pub fn listeners(port: Option<u16>) -> Result<Vec<DiagSocket>, DiagError> {
     let mut all = Vec::new();
     for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
@@ -527,9 +541,9 @@ pub fn listeners(port: Option<u16>) -> Result<Vec<DiagSocket>, DiagError> {
 /// Which address families to ask about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Families {
-    /// AF_INET.
+    /// `AF_INET`.
     pub v4: bool,
-    /// AF_INET6 (which also holds IPv4 clients of a dual-stack `::` listener).
+    /// `AF_INET6` (which also holds IPv4 clients of a dual-stack `::` listener).
     pub v6: bool,
 }
 
@@ -538,6 +552,10 @@ pub struct Families {
 /// the caller matches the addresses), from the kernel-filtered dumps of `families`. The
 /// kernel walks every established socket of a family to apply the filter, so this cost
 /// grows with the host's connections: ask only for the families that can match.
+///
+/// # Errors
+///
+/// As [`dump`].
 pub fn established_on(port: u16, families: Families) -> Result<Vec<IpAddr>, DiagError> {
     let mut total = Vec::new();
     let wanted = [
@@ -614,7 +632,7 @@ mod tests {
 
     /// Bytes of a real dump of this machine's kernel (6.18), captured by the ignored test
     /// `capture_fixtures` in tests/live.rs: one IPv4 listener on 127.0.0.1:PORT with
-    /// listen(3), 4 queued connections (queue full) and 2 dropped SYNs, then NLMSG_DONE. PORT, inode and
+    /// listen(3), 4 queued connections (queue full) and 2 dropped SYNs, then `NLMSG_DONE`. PORT, inode and
     /// uid are in the `.txt` next to it.
     #[test]
     fn parses_a_real_ipv4_listen_dump() {

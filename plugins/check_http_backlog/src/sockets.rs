@@ -1,5 +1,5 @@
 //! Reading sockets and TCP counters in one network namespace: the plugin's own, or another
-//! one ([`NetNs`]), through sock_diag when it can, else through `/proc/.../net/tcp{,6}`.
+//! one ([`NetNs`]), through `sock_diag` when it can, else through `/proc/.../net/tcp{,6}`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -16,7 +16,7 @@ use crate::sock_diag::{self, DiagError, Families};
 /// Where the listeners came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
-    /// NETLINK_SOCK_DIAG: queue, backlog and drops.
+    /// `NETLINK_SOCK_DIAG`: queue, backlog and drops.
     SockDiag,
     /// /proc/net/tcp{,6}: the queue only.
     ProcNetTcp,
@@ -29,15 +29,15 @@ pub struct Net<'a> {
     pub root: &'a ProcRoot,
     /// `None`: the plugin's own namespace.
     pub ns: Option<&'a NetNs>,
-    /// Read /proc as where sock_diag is unavailable (a test seam).
+    /// Read /proc as where `sock_diag` is unavailable (a test seam).
     pub no_sock_diag: bool,
 }
 
-/// Why sock_diag was not used.
+/// Why `sock_diag` was not used.
 enum NoDiag {
-    /// The namespace could not be joined (no CAP_SYS_ADMIN).
+    /// The namespace could not be joined (no `CAP_SYS_ADMIN`).
     Outside(std::io::Error),
-    /// sock_diag itself said no.
+    /// `sock_diag` itself said no.
     Diag(DiagError),
 }
 
@@ -69,7 +69,7 @@ impl Net<'_> {
         }
     }
 
-    /// Runs a sock_diag query in the namespace.
+    /// Runs a `sock_diag` query in the namespace.
     fn diag<T: Send>(&self, f: impl FnOnce() -> Result<T, DiagError> + Send) -> Result<T, NoDiag> {
         match self.ns {
             None => f().map_err(NoDiag::Diag),
@@ -78,6 +78,10 @@ impl Net<'_> {
     }
 
     /// Runs `f` (a probe) where the namespace's addresses are: on a thread that joined it.
+    ///
+    /// # Errors
+    ///
+    /// The namespace cannot be joined: the words for an UNKNOWN finding.
     pub fn connect_from<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, String> {
         match self.ns {
             None => Ok(f()),
@@ -90,8 +94,12 @@ impl Net<'_> {
         }
     }
 
-    /// LISTEN sockets (on `port`, if given): sock_diag, else /proc/net/tcp{,6} with
-    /// `backlog` as the backlog. The third value says why sock_diag was not used.
+    /// LISTEN sockets (on `port`, if given): `sock_diag`, else /proc/net/tcp{,6} with
+    /// `backlog` as the backlog. The third value says why `sock_diag` was not used.
+    ///
+    /// # Errors
+    ///
+    /// Neither `sock_diag` nor the /proc files can be read.
     pub fn listeners(
         &self,
         port: Option<u16>,
@@ -151,7 +159,11 @@ impl Net<'_> {
         Ok(rows)
     }
 
-    /// TcpExt ListenOverflows and ListenDrops.
+    /// `TcpExt` `ListenOverflows` and `ListenDrops`.
+    ///
+    /// # Errors
+    ///
+    /// `netstat` cannot be read or parsed.
     pub fn counters(&self) -> Result<Option<HostCounters>, CheckError> {
         let text = self.read("netstat")?;
         let t = TcpExt::parse(&text).map_err(|m| CheckError::parse(self.path("netstat"), m))?;
@@ -163,7 +175,8 @@ impl Net<'_> {
         ))
     }
 
-    /// The drop counter of each listener now (by inode), from sock_diag.
+    /// The drop counter of each listener now (by inode), from `sock_diag`.
+    #[must_use]
     pub fn drops(&self) -> BTreeMap<u64, u64> {
         self.diag(|| sock_diag::listeners(None))
             .map(|sockets| {
@@ -176,6 +189,7 @@ impl Net<'_> {
     }
 
     /// The established connections of each listened port (their local addresses).
+    #[must_use]
     pub fn established(
         &self,
         source: Source,
@@ -227,10 +241,14 @@ fn fd_number(r: libc::c_long) -> std::io::Result<i32> {
 }
 
 /// The accept queue and backlog of a listener, asked of the socket itself: a duplicate of
-/// `pid`'s fd `fd` (pidfd_getfd, Linux 5.6, with ptrace access to `pid`; no
-/// CAP_SYS_ADMIN) and `TCP_INFO`, which for a listener reports the accept queue in
+/// `pid`'s fd `fd` (`pidfd_getfd`, Linux 5.6, with ptrace access to `pid`; no
+/// `CAP_SYS_ADMIN`) and `TCP_INFO`, which for a listener reports the accept queue in
 /// `tcpi_unacked` and the backlog in `tcpi_sacked`. What /proc/PID/net/tcp lacks, from any
 /// network namespace.
+///
+/// # Errors
+///
+/// No pidfd (Linux < 5.6, no ptrace access), no such fd, or not a listening TCP socket.
 pub fn queue_of_held(pid: i32, fd: i32) -> std::io::Result<(u32, u32)> {
     use std::os::fd::{FromRawFd, OwnedFd};
     let check = |r: libc::c_long| {

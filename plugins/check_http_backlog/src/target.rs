@@ -1,7 +1,7 @@
 //! Which listeners a run looks at, and where the probe goes.
 //!
 //! `--port` (with `--address`) names the listener; the process selectors name the
-//! listeners of those processes. `--url` alone names the listener too, the way check_http
+//! listeners of those processes. `--url` alone names the listener too, the way `check_http`
 //! users start: its port, and its host when that is an address of this host (a name is
 //! resolved, and only its local addresses count). `--port` overrides the URL: a probe
 //! through a proxy in front of the listener.
@@ -26,6 +26,10 @@ pub struct Target {
 
 impl Target {
     /// What the options name. Resolves the URL's host when it is a name.
+    ///
+    /// # Errors
+    ///
+    /// A usage error: a URL that names no listener of this host.
     pub fn from_args(args: &Args) -> Result<Target, CheckError> {
         // With --unix the URL only says what to ask for over the socket.
         let url = args.url.as_deref().filter(|_| {
@@ -45,11 +49,13 @@ impl Target {
     }
 
     /// Whether `l` is one of them (its port is filtered already).
+    #[must_use]
     pub fn wants(&self, l: &Listener) -> bool {
         self.addresses.is_empty() || self.addresses.iter().any(|a| l.serves(*a))
     }
 
     /// `port 8080`, `127.0.0.1:8080`, `[::1]:8080`, `127.0.0.1:8080 or [::1]:8080`.
+    #[must_use]
     pub fn describe(&self) -> String {
         let port = self.port.unwrap_or(0);
         if self.addresses.is_empty() {
@@ -122,6 +128,7 @@ pub fn state_key(args: &Args, target: &Target) -> String {
 /// listener serving the URL's address and port, else with `--port` the first listener on
 /// it), or with `--probe` the (first) listener; over its socket for a Unix listener (none
 /// when `--unix PATH` has no listener: that is said already).
+#[must_use]
 pub fn probe(
     args: &Args,
     target: &Target,

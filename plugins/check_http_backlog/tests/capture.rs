@@ -1,4 +1,4 @@
-//! Captures the sock_diag byte fixtures used by the unit tests of `src/sock_diag.rs`:
+//! Captures the `sock_diag` byte fixtures used by the unit tests of `src/sock_diag.rs`:
 //! `cargo test -p check_http_backlog --test capture -- --ignored`. Each `.bin` is the raw
 //! reply of one dump; the `.txt` next to it says what the test listener looked like.
 

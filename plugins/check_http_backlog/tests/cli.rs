@@ -1,4 +1,4 @@
-//! The /proc/net/tcp fallback against a fixture tree (`--proc-root`, sock_diag off through the test seam):
+//! The /proc/net/tcp fallback against a fixture tree (`--proc-root`, `sock_diag` off through the test seam):
 //! deterministic figures, whatever the host's sockets.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -11,7 +11,7 @@ use procguard_common::testing::{run_command, FakeProc, Outcome};
 
 const BIN: &str = env!("CARGO_BIN_EXE_check_http_backlog");
 
-/// A /proc with the listening sockets and TcpExt counters of a real Linux 6.18 host.
+/// A /proc with the listening sockets and `TcpExt` counters of a real Linux 6.18 host.
 fn fake_root(proc: &FakeProc, tcp6: &str) {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc/net");
     let fixture = |name: &str| std::fs::read_to_string(fixtures.join(name)).unwrap();
@@ -24,7 +24,7 @@ fn fake_root(proc: &FakeProc, tcp6: &str) {
         );
 }
 
-/// A run that reads /proc/net/tcp instead of sock_diag (a seam of test builds only).
+/// A run that reads /proc/net/tcp instead of `sock_diag` (a seam of test builds only).
 fn run_fallback(args: &[&str]) -> Outcome {
     run_command(
         Command::new(BIN)

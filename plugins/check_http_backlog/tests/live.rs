@@ -2,8 +2,8 @@
 //!
 //! Children are this test binary run again in helper mode (`helper_process`, selected by
 //! the `BACKLOG_HELPER` environment variable); each is killed when its guard drops, and dies
-//! with the test process (PR_SET_PDEATHSIG) if the test binary itself is killed. Network
-//! traffic stays on 127.0.0.0/8 and ::1; every loop is bounded in count and time.
+//! with the test process (`PR_SET_PDEATHSIG`) if the test binary itself is killed. Network
+//! traffic stays on 127.0.0.0/8 and `::1`; every loop is bounded in count and time.
 
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -65,7 +65,7 @@ fn plugin(state: &tempfile_lite::Dir, args: &[&str]) -> Outcome {
     run_plugin(BIN, &all)
 }
 
-/// [`plugin`] reading /proc/net/tcp instead of sock_diag (a seam of test builds only).
+/// [`plugin`] reading /proc/net/tcp instead of `sock_diag` (a seam of test builds only).
 fn plugin_without_sock_diag(state: &tempfile_lite::Dir, args: &[&str]) -> Outcome {
     run_command(
         Command::new(BIN)
@@ -311,7 +311,7 @@ impl Drop for Helper {
 
 /// Helper mode. `BACKLOG_HELPER` is one of:
 /// - `emfile-server BACKLOG`: listen on 127.0.0.1:0 with BACKLOG, print `PORT p`, accept
-///   (holding every connection, never writing; `ACCEPTED n` after each) until accept()
+///   (holding every connection, never writing; `ACCEPTED n` after each) until `accept()`
 ///   fails with EMFILE, then print `EMFILE n`, stop accepting and sleep: the incident's
 ///   server. One line per connection, so the parent knows when the limit is reached.
 /// - `established N SRC`: listen on 127.0.0.1:0, open N connections to it from address SRC

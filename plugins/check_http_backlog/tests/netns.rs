@@ -1,7 +1,7 @@
-//! A service in its own network namespace (tests/servers/netns_http.py unshares one, as a
+//! A service in its own network namespace (`tests/servers/netns_http.py` unshares one, as a
 //! container runtime does): its listener is found through --pid and through --port
 //! --netns, probed from inside, judged full when it is, and read from /proc/PID/net/tcp
-//! when the plugin runs without CAP_SYS_ADMIN. Needs root (CI runs as root).
+//! when the plugin runs without `CAP_SYS_ADMIN`. Needs root (CI runs as root).
 
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test

@@ -1,7 +1,9 @@
-//! Property tests of check_http_backlog's parsers (issue 12): /proc/net/tcp{,6},
-//! /proc/net/netstat, sock_diag replies and `--expect-status` never panic; what parses is
+//! Property tests of `check_http_backlog`'s parsers (issue 12): /proc/net/tcp{,6},
+//! /proc/net/netstat, `sock_diag` replies and `--expect-status` never panic; what parses is
 //! what was written; status sets print back to themselves.
 #![allow(clippy::unwrap_used)]
+
+use std::fmt::Write as _;
 
 use clap::Parser;
 use proptest::prelude::*;

@@ -14,7 +14,7 @@ use procguard_common::testing::{run_plugin, Outcome};
 
 const BIN: &str = env!("CARGO_BIN_EXE_check_http_backlog");
 
-/// The server, killed (with its workers, through PR_SET_PDEATHSIG) on drop.
+/// The server, killed (with its workers, through `PR_SET_PDEATHSIG`) on drop.
 struct Prefork {
     child: Child,
     port: u16,
