@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 
 use clap::Parser;
 use proptest::prelude::*;
-use std::fmt::Write as _;
 
 use check_http_backlog::procnet::{parse_tcp, TcpExt};
 use check_http_backlog::sock_diag::{parse_replies, Replies};
