@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -105,43 +105,7 @@ pub fn show_with(
     props: &[&str],
     timeout: Duration,
 ) -> Result<HashMap<String, String>, CheckError> {
-    if unit.is_empty() || unit.starts_with('-') {
-        return Err(CheckError::Config(format!("invalid unit name {unit:?}")));
-    }
-    if let Some(bad) = props
-        .iter()
-        .find(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric()))
-    {
-        return Err(CheckError::Config(format!(
-            "invalid systemd property name {bad:?}"
-        )));
-    }
-    let mut cmd = Command::new(systemctl);
-    cmd.arg("show").arg("--no-pager");
-    if !props.is_empty() {
-        cmd.arg(format!("--property={}", props.join(",")));
-    }
-    let mut child = cmd
-        .arg("--")
-        .arg(unit)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("LC_ALL", "C")
-        .env("SYSTEMD_COLORS", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                CheckError::Other(format!(
-                    "cannot run {}: not found (systemd is not installed on this host)",
-                    systemctl.display()
-                ))
-            } else {
-                CheckError::io(systemctl, e)
-            }
-        })?;
+    let mut child = spawn_show(systemctl, unit, props)?;
     let reader = |pipe: Option<Box<dyn Read + Send>>| {
         thread::spawn(move || {
             let mut buf = Vec::new();
@@ -196,6 +160,47 @@ pub fn show_with(
         )));
     }
     Ok(parse_show(&stdout))
+}
+
+/// Checks the unit and property names (they go on a command line) and starts
+/// `systemctl show` with a cleared environment and both outputs piped.
+fn spawn_show(systemctl: &Path, unit: &str, props: &[&str]) -> Result<Child, CheckError> {
+    if unit.is_empty() || unit.starts_with('-') {
+        return Err(CheckError::Config(format!("invalid unit name {unit:?}")));
+    }
+    if let Some(bad) = props
+        .iter()
+        .find(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric()))
+    {
+        return Err(CheckError::Config(format!(
+            "invalid systemd property name {bad:?}"
+        )));
+    }
+    let mut cmd = Command::new(systemctl);
+    cmd.arg("show").arg("--no-pager");
+    if !props.is_empty() {
+        cmd.arg(format!("--property={}", props.join(",")));
+    }
+    cmd.arg("--")
+        .arg(unit)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("LC_ALL", "C")
+        .env("SYSTEMD_COLORS", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                CheckError::Other(format!(
+                    "cannot run {}: not found (systemd is not installed on this host)",
+                    systemctl.display()
+                ))
+            } else {
+                CheckError::io(systemctl, e)
+            }
+        })
 }
 
 #[cfg(test)]

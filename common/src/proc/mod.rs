@@ -191,17 +191,6 @@ impl ProcRoot {
         Ok(self.read("sys/kernel/random/boot_id")?.trim().to_string())
     }
 
-    /// Boot time in seconds since the epoch (`btime` in `stat`).
-    ///
-    /// # Errors
-    /// A [`CheckError`] naming the file that could not be read or parsed.
-    pub fn boot_time(&self) -> Result<u64, CheckError> {
-        let text = self.read("stat")?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
-            .ok_or_else(|| CheckError::parse(self.path.join("stat"), "no btime line"))
-    }
-
     /// Whether the tree is the kernel's procfs (and so `stat(fd).st_size` is an fd count).
     #[must_use]
     pub fn is_procfs(&self) -> bool {
