@@ -656,6 +656,7 @@ mod live {
     pub(super) fn monit(root: &ProcRoot, t: &Provenance, s: &mut Starter) {
         let candidates = running(root, Kind::Monit, &t.item);
         let mut unread = Vec::new();
+        let mut by_name = None;
         for m in &candidates {
             let files = monit_control_files(root, m);
             let mut texts = Vec::new();
@@ -672,16 +673,37 @@ mod live {
                 continue;
             };
             let all = with_includes(&file, &main);
-            if let Some((name, found)) = monit_names(&all, s.service.as_deref(), t.pid) {
-                let _ = write!(s.evidence, "; {} {found}", file.display());
-                s.service = Some(name);
-                s.process = Some(m.clone());
-                s.config = Some(file);
-                s.unit = unit_of(root, m.pid);
-                return;
+            match monit_names(&all, s.service.as_deref(), t.pid) {
+                Some(MonitMatch::Watched(name, found)) => {
+                    return chosen(root, s, m, file, name, &found);
+                }
+                Some(MonitMatch::Named(name, found)) if by_name.is_none() => {
+                    by_name = Some((m, file, name, found));
+                }
+                _ => {}
             }
         }
-        not_found(s, "monit", &candidates, &unread);
+        // No monit watches the process's pidfile: the first that has the service's name.
+        match by_name {
+            Some((m, file, name, found)) => chosen(root, s, m, file, name, &found),
+            None => not_found(s, "monit", &candidates, &unread),
+        }
+    }
+
+    /// Records the monit found and how.
+    fn chosen(
+        root: &ProcRoot,
+        s: &mut Starter,
+        m: &Ancestor,
+        file: PathBuf,
+        name: String,
+        found: &str,
+    ) {
+        let _ = write!(s.evidence, "; {} {found}", file.display());
+        s.service = Some(name);
+        s.process = Some(m.clone());
+        s.config = Some(file);
+        s.unit = unit_of(root, m.pid);
     }
 
     /// Where monit reads its control file: `-c FILE`, else the first that exists of
@@ -710,39 +732,54 @@ mod live {
         .collect()
     }
 
+    /// How a Monit control file names the process: by its service name only (`Named`),
+    /// or by a `check process` whose pidfile holds the process's PID (`Watched`), which
+    /// tells apart several monits that each have a service of that name.
+    #[derive(Debug, PartialEq)]
+    pub(super) enum MonitMatch {
+        /// `check process NAME` for the service named in the environment.
+        Named(String, String),
+        /// A `check process` whose pidfile holds the process's PID.
+        Watched(String, String),
+    }
+
     /// Whether a Monit control file holds `check process NAME` for the service or a
     /// pidfile that holds the process's PID; the words for the story.
-    pub(super) fn monit_names(
-        text: &str,
-        service: Option<&str>,
-        pid: i32,
-    ) -> Option<(String, String)> {
+    pub(super) fn monit_names(text: &str, service: Option<&str>, pid: i32) -> Option<MonitMatch> {
+        let mut named = None;
         for line in text.lines() {
             let words: Vec<&str> = line.split_whitespace().collect();
             let ["check", "process", name, ..] = words.as_slice() else {
                 continue;
             };
             let name = name.trim_matches('"');
-            if service == Some(name) {
-                return Some((name.to_string(), format!("has 'check process {name}'")));
+            let pidfile = words
+                .iter()
+                .position(|w| *w == "pidfile")
+                .and_then(|i| words.get(i + 1))
+                .map(|f| f.trim_matches('"'));
+            let watched = pidfile.filter(|file| {
+                read_config(Path::new(file))
+                    .ok()
+                    .and_then(|p| p.trim().parse::<i32>().ok())
+                    == Some(pid)
+            });
+            if let Some(file) = watched {
+                if service.is_none() || service == Some(name) {
+                    return Some(MonitMatch::Watched(
+                        name.to_string(),
+                        format!("watches its pidfile {file} as 'check process {name}'"),
+                    ));
+                }
             }
-            let Some(i) = words.iter().position(|w| *w == "pidfile") else {
-                continue;
-            };
-            let Some(file) = words.get(i + 1).map(|f| f.trim_matches('"')) else {
-                continue;
-            };
-            let named = read_config(Path::new(file))
-                .ok()
-                .and_then(|p| p.trim().parse::<i32>().ok());
-            if service.is_none() && named == Some(pid) {
-                return Some((
+            if named.is_none() && service == Some(name) {
+                named = Some(MonitMatch::Named(
                     name.to_string(),
-                    format!("watches its pidfile {file} as 'check process {name}'"),
+                    format!("has 'check process {name}'"),
                 ));
             }
         }
-        None
+        named
     }
 
     /// A control file with the files its `include` lines name appended (one level; a
@@ -1306,22 +1343,29 @@ mod tests {
             "set daemon 1\ncheck process incident-node with pidfile {}\n    start program = \"/bin/sh -c 'x &'\"\n",
             pidfile.display()
         );
+        let watched = format!(
+            "watches its pidfile {} as 'check process incident-node'",
+            pidfile.display()
+        );
         assert_eq!(
             live::monit_names(&rc, Some("incident-node"), 1),
-            Some((
+            Some(live::MonitMatch::Named(
                 "incident-node".into(),
                 "has 'check process incident-node'".into()
             ))
         );
+        // Two monits may both have a service of that name: the pidfile holding the PID
+        // tells which one started this process.
+        assert_eq!(
+            live::monit_names(&rc, Some("incident-node"), 4242),
+            Some(live::MonitMatch::Watched(
+                "incident-node".into(),
+                watched.clone()
+            ))
+        );
         assert_eq!(
             live::monit_names(&rc, None, 4242),
-            Some((
-                "incident-node".into(),
-                format!(
-                    "watches its pidfile {} as 'check process incident-node'",
-                    pidfile.display()
-                )
-            ))
+            Some(live::MonitMatch::Watched("incident-node".into(), watched))
         );
         assert_eq!(live::monit_names(&rc, Some("other"), 1), None);
         let inc = dir.path().join("conf.d");
