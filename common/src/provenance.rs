@@ -1,7 +1,7 @@
 //! Where a process's limit came from: the one provenance used by every plugin.
 //!
-//! Limits pass from parent to child across fork and exec, unchanged unless someone calls
-//! setrlimit. So the parent chain usually says who gave a process its value: walking the `PPid`
+//! A child starts with its parent's limits: fork and exec keep them, and only setrlimit or
+//! prlimit changes them. So the parent chain usually says who gave a process its value: walking the `PPid`
 //! links towards PID 1, the ancestors that hold the same value are where it came from. Soft
 //! and hard are traced separately, because they often come from different places: Node.js
 //! (and Go, and Java) raise their soft `nofile` to the hard limit at start, so such a process
@@ -581,7 +581,7 @@ fn monit_by_pidfile(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
 mod live {
     use std::fmt::Write as _;
 
-    use super::{read_config, Ancestor, Kind, Provenance, Starter, MAX_INCLUDES};
+    use super::{read_config, Ancestor, Kind, Provenance, Starter, CONFIG_MAX, MAX_INCLUDES};
     use crate::proc::ProcRoot;
     use std::path::{Path, PathBuf};
 
@@ -638,6 +638,25 @@ mod live {
             .collect()
     }
 
+    /// The supervisors whose files may be read on the process's behalf: those run by root
+    /// or by the process's own user. A `monit` any other user starts must not make a
+    /// root-run check read the files its command line or control file names.
+    fn trusted(root: &ProcRoot, found: Vec<Ancestor>, pid: i32) -> Vec<Ancestor> {
+        let owner = |pid: i32| {
+            std::fs::metadata(root.process(pid).path("status"))
+                .ok()
+                .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        };
+        let target = owner(pid);
+        found
+            .into_iter()
+            .filter(|a| {
+                let uid = owner(a.pid);
+                uid == Some(0) || (uid.is_some() && uid == target)
+            })
+            .collect()
+    }
+
     /// The value after `-c`/`--conf`/`-c=` on a command line.
     fn conf_flag(cmdline: &str, flags: &[&str]) -> Option<PathBuf> {
         let args: Vec<&str> = cmdline.split(' ').collect();
@@ -654,7 +673,7 @@ mod live {
 
     /// The running monit whose control file names the service or the process's pidfile.
     pub(super) fn monit(root: &ProcRoot, t: &Provenance, s: &mut Starter) {
-        let candidates = running(root, Kind::Monit, &t.item);
+        let candidates = trusted(root, running(root, Kind::Monit, &t.item), t.pid);
         let mut unread = Vec::new();
         let mut by_name = None;
         for m in &candidates {
@@ -758,18 +777,28 @@ mod live {
                 .position(|w| *w == "pidfile")
                 .and_then(|i| words.get(i + 1))
                 .map(|f| f.trim_matches('"'));
+            // A pidfile is followed through a link only if root owns the link, as for
+            // --pidfile (docs/contract.md, selection).
             let watched = pidfile.filter(|file| {
-                read_config(Path::new(file))
-                    .ok()
-                    .and_then(|p| p.trim().parse::<i32>().ok())
+                crate::files::read_regular_text(
+                    Path::new(file),
+                    CONFIG_MAX,
+                    crate::files::Follow::RootOwned,
+                )
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
                     == Some(pid)
             });
             if let Some(file) = watched {
+                // Named in the environment too: the pidfile only confirms it (short words,
+                // so the story keeps within a line of long output).
+                let words = if service == Some(name) {
+                    format!("has 'check process {name}' with its pidfile")
+                } else {
+                    format!("watches its pidfile {file} as 'check process {name}'")
+                };
                 if service.is_none() || service == Some(name) {
-                    return Some(MonitMatch::Watched(
-                        name.to_string(),
-                        format!("watches its pidfile {file} as 'check process {name}'"),
-                    ));
+                    return Some(MonitMatch::Watched(name.to_string(), words));
                 }
             }
             if named.is_none() && service == Some(name) {
@@ -844,7 +873,7 @@ mod live {
 
     /// The running supervisord whose configuration has the program.
     pub(super) fn supervisord(root: &ProcRoot, t: &Provenance, s: &mut Starter) {
-        let candidates = running(root, Kind::Supervisord, &t.item);
+        let candidates = trusted(root, running(root, Kind::Supervisord, &t.item), t.pid);
         let mut unread = Vec::new();
         let program = s.service.clone().unwrap_or_default();
         for sv in &candidates {
@@ -910,7 +939,7 @@ mod live {
 
     /// The PM2 God daemon of the process's `PM2_HOME`.
     pub(super) fn pm2(root: &ProcRoot, t: &Provenance, s: &mut Starter) {
-        let candidates = running(root, Kind::Pm2, &t.item);
+        let candidates = trusted(root, running(root, Kind::Pm2, &t.item), t.pid);
         let home = t.marks.var("PM2_HOME").map(str::to_string);
         let found = candidates
             .iter()
@@ -1360,7 +1389,7 @@ mod tests {
             live::monit_names(&rc, Some("incident-node"), 4242),
             Some(live::MonitMatch::Watched(
                 "incident-node".into(),
-                watched.clone()
+                "has 'check process incident-node' with its pidfile".into()
             ))
         );
         assert_eq!(

@@ -302,7 +302,7 @@ fn by_starter(s: &Starter, c: &Change) -> String {
             "jobs get {who}'s limits: start the job's command with '{sn};', or set {prop}= in the cron unit"
         ),
         Kind::Login => format!(
-            "it was started by hand from a login session, whose limits (pam_limits, limits.conf) it got; start it from its real supervisor with '{sn}' — a restart by hand hides the problem until the next automatic restart"
+            "it was started by hand from a login session, whose limits (pam_limits, limits.conf) it got; start it from its real supervisor with '{sn}' — restarting it by hand only hides the fault until its supervisor restarts it again"
         ),
         Kind::Shell => format!("'{sn}' in the script {who} that starts it"),
         Kind::Container(rt) => container(rt, c, prop),

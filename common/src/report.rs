@@ -27,8 +27,12 @@ pub const MAX_LINE1: usize = 512;
 /// terminating NUL and the final newline included.
 pub const MAX_OUTPUT: usize = 1022;
 
-/// Longest line of long output (a finding or a detail), at any verbosity.
+/// Longest line of long output (a finding or a detail) at default verbosity.
 const MAX_LINE: usize = 400;
+
+/// Longest line of long output with `-v` and more: the operator asked for the whole
+/// story (a provenance line names a chain of processes), yet a line stays bounded.
+const MAX_LINE_VERBOSE: usize = 2000;
 
 /// One evaluated result.
 #[derive(Debug, Clone, PartialEq)]
@@ -210,16 +214,21 @@ impl Report {
         } else {
             problems.clone()
         };
+        let max_line = if verbosity > 0 {
+            MAX_LINE_VERBOSE
+        } else {
+            MAX_LINE
+        };
         let mut lines = Vec::new();
         // A single finding already is the summary; list findings only when there is more to say.
         if listed.len() > 1 || (verbosity > 0 && !listed.is_empty() && self.ok_summary.is_some()) {
             for f in listed {
-                lines.push(shorten(&format!("[{}] {}", f.status, f.text), MAX_LINE));
+                lines.push(shorten(&format!("[{}] {}", f.status, f.text), max_line));
             }
         }
         for (level, text) in &self.details {
             if *level <= verbosity {
-                lines.push(shorten(text, MAX_LINE));
+                lines.push(shorten(text, max_line));
             }
         }
         if verbosity >= 3 {

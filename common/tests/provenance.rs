@@ -231,7 +231,7 @@ fn daemonized_under_monit_names_the_live_monit() {
     );
     let story = p.story();
     assert!(
-        story.contains(&format!("monit[25974] started it (service 'capsvc'): MONIT_SERVICE=capsvc, MONIT_EVENT=Started in its environment; {rc_s} has 'check process capsvc'; monit[25974] has nofile 1024:1024, the same: inherited from it")),
+        story.contains(&format!("monit[25974] started it (service 'capsvc'): MONIT_SERVICE=capsvc, MONIT_EVENT=Started in its environment; {rc_s} has 'check process capsvc' with its pidfile; monit[25974] has nofile 1024:1024, the same: inherited from it")),
         "{story}"
     );
     assert!(story.len() < 400, "within the report's line cap: {story}");

@@ -192,7 +192,7 @@ impl Interpreter {
                     return Some(a[2..].to_string());
                 }
                 (Interpreter::Node | Interpreter::Perl | Interpreter::Shell, "--") => {
-                    return it.next().map(|s| basename(s));
+                    return it.next().and_then(|s| script_name(s));
                 }
                 _ if self.takes_value(a) => {
                     it.next();
@@ -200,11 +200,22 @@ impl Interpreter {
                 _ if a.starts_with('-') || a.starts_with('+') => {}
                 // A Java main class `org.example.Main` is shown as `Main`.
                 (Interpreter::Java, _) => return a.rsplit('.').next().map(str::to_string),
-                _ => return Some(basename(a)).filter(|s| !s.is_empty()),
+                _ => return script_name(a),
             }
         }
         None
     }
+}
+
+/// The name a script path gives its process. A script read from a descriptor
+/// (`bash /dev/fd/3`, `python3 /proc/self/fd/0`, `sh /dev/stdin`) names nothing: its
+/// path's last component is a number, not a program.
+fn script_name(path: &str) -> Option<String> {
+    let from_fd = ["/dev/fd/", "/proc/self/fd/", "/dev/stdin"]
+        .iter()
+        .any(|p| path.starts_with(p))
+        || (path.starts_with("/proc/") && path.contains("/fd/"));
+    Some(basename(path)).filter(|s| !s.is_empty() && !from_fd)
 }
 
 /// A `--name` pattern: a shell glob (`*`, `?`, `[...]`), or a plain name.
@@ -379,6 +390,9 @@ mod tests {
             (id("sh", &["sh", "-c", "exec sleep 600"]), "sh"),
             (id("runsv", &["runsv", "nginx"]), "runsv"),
             (id("bash", &["-bash"]), "bash"),
+            // A script read from a descriptor has no name of its own.
+            (id("bash", &["bash", "/dev/fd/3"]), "bash"),
+            (id("python3", &["python3", "/proc/self/fd/0"]), "python3"),
             (id("foo", &["/bin/sh", "/etc/init.d/foo", "start"]), "foo"),
             (
                 id(

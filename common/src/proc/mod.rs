@@ -206,7 +206,10 @@ pub fn clock_ticks() -> u64 {
     u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
 }
 
-fn fs_magic(path: &Path) -> Option<i64> {
+/// The magic number of the filesystem `path` lies on (`statfs(2)`'s `f_type`), following
+/// symlinks; `None` when it cannot be had.
+#[must_use]
+pub fn fs_magic(path: &Path) -> Option<i64> {
     let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut buf = std::mem::MaybeUninit::<libc::statfs>::uninit();
     // SAFETY: c_path is a valid C string and buf is large enough for a statfs.

@@ -14,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use procguard_common::proc::ProcRoot;
+use procguard_common::proc::{self, ProcRoot};
 use procguard_common::CheckError;
 
 /// `ioctl(NS_GET_NSTYPE)`: `_IO(0xb7, 0x3)`.
@@ -61,6 +61,17 @@ impl NetNs {
     }
 
     fn open_path(path: &Path, pid: Option<i32>) -> io::Result<NetNs> {
+        // Run as root, opening a device node can have effects of its own (a watchdog):
+        // only a regular file on nsfs is opened at all.
+        const NSFS_MAGIC: i64 = 0x6e73_6673;
+        let on_nsfs =
+            std::fs::metadata(path)?.is_file() && proc::fs_magic(path) == Some(NSFS_MAGIC);
+        if !on_nsfs {
+            return Err(io::Error::other(format!(
+                "{} is not a namespace file (nsfs)",
+                path.display()
+            )));
+        }
         // O_NONBLOCK: a FIFO given as --netns must not block until the timeout.
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -177,6 +188,11 @@ mod tests {
         assert_eq!(pid_in_path("/run/netns/web"), None);
         let e = NetNs::from_arg(&root, "/proc/self/ns/uts").unwrap_err();
         assert!(e.to_string().contains("is not a network namespace"), "{e}");
+        // Devices, FIFOs and ordinary files are refused before they are opened.
+        for other in ["/dev/null", "/etc/hostname"] {
+            let e = NetNs::from_arg(&root, other).unwrap_err();
+            assert!(e.to_string().contains("is not a namespace file"), "{e}");
+        }
         let e = NetNs::from_arg(&root, "/run/netns/no-such-ns").unwrap_err();
         assert!(
             e.to_string().starts_with("--netns /run/netns/no-such-ns: "),

@@ -252,7 +252,7 @@ fn service_daemonized_by_monit_is_traced_to_the_live_monit() {
     );
     assert!(
         o.stdout.contains(&format!(
-            "monit[{}] started it (service 'pg-daemon'): MONIT_SERVICE=pg-daemon, MONIT_EVENT=Started in its environment; {} has 'check process pg-daemon'; monit[{}] has nofile 1024:1024, the same: inherited from it",
+            "monit[{}] started it (service 'pg-daemon'): MONIT_SERVICE=pg-daemon, MONIT_EVENT=Started in its environment; {} has 'check process pg-daemon' with its pidfile; monit[{}] has nofile 1024:1024, the same: inherited from it",
             m.pid(),
             rc.display(),
             m.pid()
