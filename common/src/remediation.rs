@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use crate::proc::container::Runtime;
 use crate::proc::limits::show;
 use crate::proc::Rlimit;
-use crate::provenance::{cmp_limit, Kind, Provenance, Starter};
+use crate::provenance::{cmp_limit, Kind, Provenance, SoftOrigin, Starter};
 
 /// A daemon that sets its own limit from its configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,12 +131,19 @@ impl Change {
         self_raises: bool,
     ) -> Option<Change> {
         let Some(want) = want else {
+            // No target: below its hard limit only the soft one needs to rise (no privilege
+            // needed up to the hard value); at it, both.
+            let at_hard = cmp_limit(actual.soft, actual.hard).is_ge();
             return Some(Change {
                 item: item.to_string(),
                 soft: "N".into(),
-                hard: "N".into(),
-                raise_soft: !self_raises,
-                raise_hard: true,
+                hard: if at_hard {
+                    "N".into()
+                } else {
+                    show(actual.hard)
+                },
+                raise_soft: !(self_raises && at_hard),
+                raise_hard: at_hard,
                 self_raises,
             });
         };
@@ -203,6 +210,10 @@ pub fn fix(p: &Provenance, want: Option<Rlimit>) -> Option<String> {
     let c = Change::new(&p.item, p.actual, want, p.raised_soft_itself())?;
     let (kind, how) = if let Some(d) = p.self_setting() {
         ("config", d.fix.replace("{v}", &c.hard))
+    } else if p.soft == SoftOrigin::SetHere && !c.raise_hard {
+        // The soft value was not handed down: a starter's limit would be lowered again by
+        // whatever set it, so the fix goes where it is set.
+        ("", set_here(p, &c))
     } else {
         match &p.starter {
             Some(s) => (s.kind.label(), by_starter(s, &c)),
@@ -228,6 +239,21 @@ pub fn fix(p: &Provenance, want: Option<Rlimit>) -> Option<String> {
         )
     };
     Some(format!("fix{tag}: {how}{note}{}{now}", c.privilege()))
+}
+
+/// A soft limit the process or its start command set below what its parent passed on.
+fn set_here(p: &Provenance, c: &Change) -> String {
+    let parent = p
+        .chain
+        .first()
+        .map(|a| format!(" (its parent {} has {})", a.who(), a.limit.describe()))
+        .unwrap_or_default();
+    format!(
+        "{} sets its own soft limit{parent}: raise it where that is set, in its own configuration's open-files setting or as '{}' in its start command, up to the hard {} without privilege",
+        p.who,
+        c.ulimit(),
+        c.hard
+    )
 }
 
 fn generic(p: &Provenance, c: &Change) -> String {

@@ -662,3 +662,47 @@ fn pm2_app_reparented() {
     assert_eq!(s.service.as_deref(), Some("app"));
     assert!(p.summary().starts_with(", started by "), "{}", p.summary());
 }
+
+/// A pre-fork worker that lowered its own soft limit (32 under a master with 20000:20000):
+/// the fix goes where the soft value is set, never into the starter's script, where the
+/// worker would lower it again; without a target only the soft limit is to rise.
+#[test]
+fn a_soft_limit_the_process_set_itself_is_raised_where_it_is_set() {
+    let t = Tree::new();
+    t.add(&P {
+        pid: 700,
+        comm: "bash",
+        cmdline: &["/bin/bash", "start.sh"],
+        nofile: (20000, 20000),
+        ..P::default()
+    });
+    t.add(&P {
+        pid: 701,
+        ppid: 700,
+        comm: "prefork",
+        cmdline: &["/usr/sbin/prefork"],
+        nofile: (20000, 20000),
+        ..P::default()
+    });
+    t.add(&P {
+        pid: 702,
+        ppid: 701,
+        pgrp: 701,
+        comm: "prefork",
+        cmdline: &["/usr/sbin/prefork"],
+        nofile: (32, 20000),
+        ..P::default()
+    });
+    let p = provenance::trace(&t.root(), 702, "nofile");
+    assert_eq!(p.soft, SoftOrigin::SetHere);
+    for (want, sn) in [(rl(1024, 1024), "ulimit -Sn 1024"), (None, "ulimit -Sn N")] {
+        let fix = remediation::fix(&p, want).unwrap();
+        assert!(
+            fix.starts_with(&format!(
+                "fix: prefork[702] sets its own soft limit (its parent prefork[701] has 20000:20000): raise it where that is set, in its own configuration's open-files setting or as '{sn}' in its start command, up to the hard 20000 without privilege"
+            )),
+            "{fix}"
+        );
+        assert!(!fix.contains("-Hn") && !fix.contains("start.sh"), "{fix}");
+    }
+}
