@@ -61,3 +61,22 @@ pub fn output_name(plugin: &str) -> &'static str {
 }
 
 pub mod generate;
+
+/// A process a test started, killed and reaped when the test ends, also when it fails
+/// half-way (an assertion panics before any cleanup code would run).
+pub struct Started(pub std::process::Child);
+
+impl Started {
+    /// Its PID, as a plugin argument.
+    #[must_use]
+    pub fn pid(&self) -> String {
+        self.0.id().to_string()
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
