@@ -241,7 +241,7 @@ pub fn fix(p: &Provenance, want: Option<Rlimit>) -> Option<String> {
     Some(format!("fix{tag}: {how}{note}{}{now}", c.privilege()))
 }
 
-/// A soft limit the process or its start command set below what its parent passed on.
+/// A soft limit the process or its start command set, other than what its parent passed on.
 fn set_here(p: &Provenance, c: &Change) -> String {
     let parent = p
         .chain
@@ -249,7 +249,7 @@ fn set_here(p: &Provenance, c: &Change) -> String {
         .map(|a| format!(" (its parent {} has {})", a.who(), a.limit.describe()))
         .unwrap_or_default();
     format!(
-        "{} sets its own soft limit{parent}: raise it where that is set, in its own configuration's open-files setting or as '{}' in its start command, up to the hard {} without privilege",
+        "{} sets its own soft limit{parent}: raise it where that is set, in its own configuration or as '{}' in its start command, up to the hard {} without privilege",
         p.who,
         c.ulimit(),
         c.hard

@@ -699,7 +699,7 @@ fn a_soft_limit_the_process_set_itself_is_raised_where_it_is_set() {
         let fix = remediation::fix(&p, want).unwrap();
         assert!(
             fix.starts_with(&format!(
-                "fix: prefork[702] sets its own soft limit (its parent prefork[701] has 20000:20000): raise it where that is set, in its own configuration's open-files setting or as '{sn}' in its start command, up to the hard 20000 without privilege"
+                "fix: prefork[702] sets its own soft limit (its parent prefork[701] has 20000:20000): raise it where that is set, in its own configuration or as '{sn}' in its start command, up to the hard 20000 without privilege"
             )),
             "{fix}"
         );
