@@ -63,6 +63,8 @@ use crate::render::Run;
 ///     is said to have done so: the hard limit binds, and the fix raises it;
 ///   - a daemon that sets its own limit is named with its setting (nginx
 ///     worker_rlimit_nofile, php-fpm rlimit_files, ...);
+///   - a soft limit the process set itself, other than the one it inherited, is to be
+///     raised where it is set (its configuration or start command), not by its starter;
 ///   - a service whose starter exited (backgrounded, reparented to PID 1 or a subreaper)
 ///     is traced through its environment (MONIT_SERVICE, SUPERVISOR_PROCESS_NAME, pm_id,
 ///     INVOCATION_ID, SSH_CONNECTION) and cgroup to the live supervisor (for Monit, the
