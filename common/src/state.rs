@@ -133,11 +133,6 @@ pub enum Origin {
 }
 
 impl Origin {
-    /// Whether the state is fresh (`T::default()`): a first run or a reset.
-    pub fn is_fresh(&self) -> bool {
-        !matches!(self, Origin::Loaded)
-    }
-
     /// A sentence for the check's output when the state was reset, e.g. `state file
     /// /var/lib/procguard/x.json was corrupt (EOF while parsing ...); moved aside to
     /// /var/lib/procguard/x.json.corrupt, starting afresh`.
@@ -594,7 +589,7 @@ mod tests {
         let dir = StateDir::open(tmp.path()).unwrap();
         let first = bump(&dir, "churn.web", "a");
         assert_eq!((first.value, &first.origin), (1, &Origin::New));
-        assert!(first.origin.is_fresh() && first.origin.note().is_none());
+        assert!(first.origin.note().is_none());
         assert_eq!(first.path, tmp.path().join("churn.web.json"));
         let second = bump(&dir, "churn.web", "b");
         assert_eq!((second.value, &second.origin), (2, &Origin::Loaded));

@@ -316,14 +316,6 @@ impl Glob {
     }
 }
 
-impl std::str::FromStr for Glob {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Glob::new(s)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -384,16 +384,6 @@ impl Process<'_> {
             .find_map(|p| container::in_cgroup_path(p)))
     }
 
-    /// The basename of the executable (`/proc/PID/exe`), when it can be read (it needs
-    /// ptrace access for another user's process). Never part of a name or a match, which
-    /// must not depend on who runs the check; shown only as extra detail.
-    #[must_use]
-    pub fn exe_name(&self) -> Option<String> {
-        let target = fs::read_link(self.path("exe")).ok()?;
-        let name = target.file_name()?.to_string_lossy().into_owned();
-        Some(name.trim_end_matches(" (deleted)").to_string())
-    }
-
     /// What the process is called ([`Identity::name`]): the script for an interpreter, the
     /// executable's full name, never different for root and other users. `?` if unreadable.
     #[must_use]
@@ -478,17 +468,6 @@ impl Process<'_> {
             }
         }
         Ok(targets)
-    }
-
-    /// Seconds since the process started, from its `starttime` and the root's uptime.
-    ///
-    /// # Errors
-    /// A [`CheckError`] naming the file that could not be read or parsed.
-    pub fn age_secs(&self, stat: &Stat) -> Result<f64, CheckError> {
-        // Ticks since boot and ticks per second stay far below 2^52: exact as f64.
-        #[allow(clippy::cast_precision_loss)]
-        let started = stat.starttime as f64 / clock_ticks() as f64;
-        Ok((self.root.uptime_secs()? - started).max(0.0))
     }
 }
 
@@ -720,7 +699,6 @@ mod tests {
         assert_eq!(nofile.hard, Some(rl.rlim_max));
         assert!(me.fd_count().unwrap() >= 3);
         assert_eq!(me.stat().unwrap().pid, me.pid());
-        assert!(me.age_secs(&me.stat().unwrap()).unwrap() < 3600.0);
         assert!(!ProcRoot::new(std::env::temp_dir()).is_procfs());
     }
 }

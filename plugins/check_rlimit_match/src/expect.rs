@@ -18,8 +18,8 @@ pub struct Spec {
     pub hard: Option<Option<u64>>,
 }
 
-/// A number or `unlimited` / `infinity` (`None`): the one limit-value parser.
-pub use procguard_common::proc::limits::parse_limit as parse_value;
+// A number or `unlimited` / `infinity` (`None`): the one limit-value parser.
+use procguard_common::proc::limits::parse_limit as parse_value;
 
 impl FromStr for Spec {
     type Err = String;

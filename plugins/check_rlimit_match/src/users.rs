@@ -4,7 +4,7 @@
 //! /proc/PID/status are added, so a group it was given at start counts too.
 
 use crate::limits_conf::{Group, Identity};
-pub use procguard_common::accounts::{parse_group, parse_passwd, GroupEntry, PasswdEntry};
+pub use procguard_common::accounts::{GroupEntry, PasswdEntry};
 
 /// The identity pam_limits would see for a process running as `uid` (effective) with
 /// effective gid `egid` and supplementary groups `process_groups`.
@@ -56,6 +56,7 @@ pub fn identity(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use procguard_common::accounts::{parse_group, parse_passwd};
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\nalice:x:1500:1500:Alice,,,:/home/alice:/bin/bash\nbroken line\n+nis\n";
     const GROUP: &str =
