@@ -35,13 +35,17 @@ impl Identity {
     /// none; the same for every user who can read `comm` and `cmdline`.
     #[must_use]
     pub fn name(&self) -> String {
+        self.shown().to_string()
+    }
+
+    /// [`name`](Identity::name) as a slice of `comm` or argv.
+    fn shown(&self) -> &str {
         if let Some(script) = self.script() {
             return script;
         }
         self.argv_names()
-            .into_iter()
             .find(|n| extends_comm(n, &self.comm))
-            .unwrap_or_else(|| self.comm.clone())
+            .unwrap_or(&self.comm)
     }
 
     /// Every name the process goes by: the shown name, `comm`, argv\[0\]'s basename and the
@@ -50,9 +54,9 @@ impl Identity {
     pub fn names(&self) -> Vec<String> {
         // The shown name is always one of these.
         let mut names = vec![self.comm.clone()];
-        for n in self.argv_names().into_iter().chain(self.script()) {
-            if !n.is_empty() && !names.contains(&n) {
-                names.push(n);
+        for n in self.other_names() {
+            if !names.iter().any(|m| m == n) {
+                names.push(n.to_string());
             }
         }
         names
@@ -61,48 +65,59 @@ impl Identity {
     /// Whether `--name PATTERN` selects this process: PATTERN (a glob) matches one of its
     /// [`names`](Identity::names). A plain name longer than 15 bytes also matches a `comm`
     /// holding its first 15 when nothing readable names the process in full.
+    ///
+    /// Runs for every process of a `--name` scan, so it allocates nothing: `comm`, then
+    /// the other names as slices of argv.
     #[must_use]
     pub fn matches(&self, pattern: &Glob) -> bool {
-        if pattern.matches(&self.comm) || self.names().iter().any(|n| pattern.matches(n)) {
+        if pattern.matches(&self.comm) || self.other_names().any(|n| pattern.matches(n)) {
             return true;
         }
         pattern.literal().is_some_and(|lit| {
             self.comm.len() == COMM_LEN
-                && self.name() == self.comm
+                && self.shown() == self.comm
                 && lit.len() > COMM_LEN
                 && lit.as_bytes().starts_with(self.comm.as_bytes())
         })
     }
 
-    /// The basenames argv\[0\] offers: whole, and its first word without a trailing `:`
-    /// (the way servers retitle themselves: `nginx: master process ...`).
-    fn argv_names(&self) -> Vec<String> {
-        let Some(argv0) = self.argv.first() else {
-            return Vec::new();
-        };
-        let whole = basename(argv0);
-        if !argv0.contains(char::is_whitespace) {
-            return vec![whole].into_iter().filter(|n| !n.is_empty()).collect();
-        }
-        // Retitled: the first word names the program. The whole basename counts only as
-        // the executable's own path with a space in it (it extends comm).
-        let mut names = Vec::new();
-        if extends_comm(&whole, &self.comm) {
-            names.push(whole);
-        }
-        if let Some(word) = argv0.split_whitespace().next() {
-            let word = basename(word.trim_end_matches(':'));
-            if !word.is_empty() && !names.contains(&word) {
-                names.push(word);
+    /// The names besides `comm` (none empty; one may repeat another or `comm`): argv\[0\]'s,
+    /// then the script's.
+    fn other_names(&self) -> impl Iterator<Item = &str> {
+        self.argv_names()
+            .chain(self.script())
+            .filter(|n| !n.is_empty())
+    }
+
+    /// The basenames argv\[0\] offers (none empty): whole, and its first word without a
+    /// trailing `:` (the way servers retitle themselves: `nginx: master process ...`).
+    fn argv_names(&self) -> impl Iterator<Item = &str> {
+        let mut names = [None, None];
+        if let Some(argv0) = self.argv.first() {
+            let whole = basename(argv0);
+            if argv0.contains(char::is_whitespace) {
+                // Retitled: the first word names the program. The whole basename counts
+                // only as the executable's own path with a space in it (it extends comm).
+                if extends_comm(whole, &self.comm) {
+                    names[0] = Some(whole);
+                }
+                if let Some(word) = argv0.split_whitespace().next() {
+                    let word = basename(word.trim_end_matches(':'));
+                    if names[0] != Some(word) {
+                        names[1] = Some(word);
+                    }
+                }
+            } else {
+                names[0] = Some(whole);
             }
         }
-        names
+        names.into_iter().flatten().filter(|n| !n.is_empty())
     }
 
     /// The script an interpreter runs, if argv\[0\] is an interpreter and argv names one.
-    fn script(&self) -> Option<String> {
+    fn script(&self) -> Option<&str> {
         let interp = basename(self.argv.first()?);
-        let kind = Interpreter::of(&interp)?;
+        let kind = Interpreter::of(interp)?;
         kind.script(&self.argv[1..])
     }
 }
@@ -113,10 +128,12 @@ fn extends_comm(name: &str, comm: &str) -> bool {
 }
 
 /// The last path component (the whole text when it has none, e.g. `-bash`).
-fn basename(path: &str) -> String {
+fn basename(path: &str) -> &str {
+    // The component is a slice of `path`, so always UTF-8.
     Path::new(path)
         .file_name()
-        .map_or_else(|| path.to_string(), |n| n.to_string_lossy().into_owned())
+        .and_then(|n| n.to_str())
+        .unwrap_or(path)
 }
 
 /// The interpreters whose scripts name their processes.
@@ -176,7 +193,7 @@ impl Interpreter {
     }
 
     /// The script named by the interpreter's arguments (`args` = argv\[1..\]).
-    fn script(self, args: &[String]) -> Option<String> {
+    fn script(self, args: &[String]) -> Option<&str> {
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             let a = arg.as_str();
@@ -189,7 +206,7 @@ impl Interpreter {
                     return it.next().map(|m| basename(m)).filter(|m| !m.is_empty());
                 }
                 (Interpreter::Python, _) if a.starts_with("-m") && a.len() > 2 => {
-                    return Some(a[2..].to_string());
+                    return Some(&a[2..]);
                 }
                 (Interpreter::Node | Interpreter::Perl | Interpreter::Shell, "--") => {
                     return it.next().and_then(|s| script_name(s));
@@ -199,7 +216,7 @@ impl Interpreter {
                 }
                 _ if a.starts_with('-') || a.starts_with('+') => {}
                 // A Java main class `org.example.Main` is shown as `Main`.
-                (Interpreter::Java, _) => return a.rsplit('.').next().map(str::to_string),
+                (Interpreter::Java, _) => return a.rsplit('.').next(),
                 _ => return script_name(a),
             }
         }
@@ -210,7 +227,7 @@ impl Interpreter {
 /// The name a script path gives its process. A script read from a descriptor
 /// (`bash /dev/fd/3`, `python3 /proc/self/fd/0`, `sh /dev/stdin`) names nothing: its
 /// path's last component is a number, not a program.
-fn script_name(path: &str) -> Option<String> {
+fn script_name(path: &str) -> Option<&str> {
     let from_fd = ["/dev/fd/", "/proc/self/fd/", "/dev/stdin"]
         .iter()
         .any(|p| path.starts_with(p))
@@ -441,6 +458,40 @@ mod tests {
         assert!(long.matches(&g("service-with-a-long-name")));
         assert!(!id("service-with-a-", &["/x/service-with-a-long-name"])
             .matches(&g("service-with-a-other-name")));
+    }
+
+    /// `names` lists each name once, `comm` first; `matches` (which builds no list) agrees
+    /// with it on every name and glob tried.
+    #[test]
+    fn names_are_listed_once_and_matches_agrees() {
+        let fpm = id(
+            "php-fpm8.2",
+            &["php-fpm: master process (/etc/php/8.2/fpm/php-fpm.conf)"],
+        );
+        assert_eq!(fpm.names(), ["php-fpm8.2", "php-fpm"]);
+        let sup = id("python3", &["/usr/bin/python3", "/usr/bin/supervisord"]);
+        assert_eq!(sup.names(), ["python3", "supervisord"]);
+        let nginx = id("nginx", &["nginx: worker process"]);
+        assert_eq!(nginx.names(), ["nginx"]);
+        let long = id("service-with-a-", &["/tmp/service with a long name", "x"]);
+        assert_eq!(long.names(), ["service-with-a-", "service"]);
+        assert_eq!(id("kworker/0:1", &[]).names(), ["kworker/0:1"]);
+        let all = [fpm, sup, nginx, long, id("sleep", &["my-alias", "600"])];
+        let globs = [
+            "php-fpm",
+            "php*",
+            "python3",
+            "supervisord",
+            "nginx",
+            "n?inx",
+            "*",
+        ];
+        for who in &all {
+            for g in globs.iter().map(|p| Glob::new(p).unwrap()) {
+                let listed = who.names().iter().any(|n| g.matches(n));
+                assert_eq!(who.matches(&g), listed, "{who:?} {g:?}");
+            }
+        }
     }
 
     #[test]
