@@ -61,6 +61,10 @@ pub struct Observation {
 
 type Accounts = Rc<(Vec<PasswdEntry>, Vec<GroupEntry>)>;
 
+/// A `--like-pid` / `--like-pidfile` reference as read once: its PID and its limits (or why
+/// there is none to compare with).
+type Reference = Result<(i32, Result<LikeInput, Note>), Note>;
+
 /// Reads what the checks need; caches what many processes share.
 pub struct Acquirer {
     root: ProcRoot,
@@ -68,6 +72,8 @@ pub struct Acquirer {
     accounts: Option<Accounts>,
     confs: HashMap<PathBuf, Result<Rc<Vec<ConfFile>>, String>>,
     units: HashMap<String, Result<Rc<HashMap<String, String>>, String>>,
+    /// By flag (`--like-pid 7`).
+    references: HashMap<String, Reference>,
 }
 
 impl Acquirer {
@@ -97,6 +103,7 @@ impl Acquirer {
             accounts: None,
             confs: HashMap::new(),
             units: HashMap::new(),
+            references: HashMap::new(),
         })
     }
 
@@ -215,35 +222,22 @@ impl Acquirer {
         }
     }
 
-    fn like(&self, like: &Like, p: &Process) -> Result<LikeInput, Note> {
-        let (flag, pid) = match like {
-            Like::Pid(pid) => (format!("--like-pid {pid}"), *pid),
-            Like::Pidfile(path) => {
-                let flag = format!("--like-pidfile {}", path.display());
-                // The reference must be running: a missing, empty or dead pidfile leaves
-                // nothing to compare with.
-                match pid_from_pidfile(&self.root, path) {
-                    Ok(Ok(pid)) => (flag, pid),
-                    Ok(Err(e)) => return Err(Note::once(Status::Unknown, format!("{flag}: {e}"))),
-                    Err(e) => return Err(Note::once(Status::Unknown, format!("{flag}: {e}"))),
-                }
-            }
+    fn like(&mut self, like: &Like, p: &Process) -> Result<LikeInput, Note> {
+        let flag = match like {
+            Like::Pid(pid) => format!("--like-pid {pid}"),
+            Like::Pidfile(path) => format!("--like-pidfile {}", path.display()),
         };
-        if pid == p.pid() {
+        // Read once per run, however many processes are compared with it.
+        let root = &self.root;
+        let reference = self
+            .references
+            .entry(flag.clone())
+            .or_insert_with(|| read_reference(root, like, &flag));
+        let (pid, read) = reference.as_ref().map_err(Clone::clone)?;
+        if *pid == p.pid() {
             return Ok(LikeInput::Itself { flag });
         }
-        let reference = self.root.process(pid);
-        match reference.limits() {
-            Ok(limits) => Ok(LikeInput::Other {
-                who: reference.who(),
-                limits,
-            }),
-            Err(e) if e.is_not_found() => Err(Note::once(
-                Status::Unknown,
-                format!("{flag}: no process with pid {pid}"),
-            )),
-            Err(e) => Err(Note::once(Status::Unknown, format!("{flag}: {e}"))),
-        }
+        read.clone()
     }
 
     /// The configuration files below `path` (a directory with limits.conf and limits.d, or
@@ -263,6 +257,33 @@ impl Acquirer {
             ))
         }))
     }
+}
+
+/// The reference process `flag` names: its PID, and its limits and name.
+fn read_reference(root: &ProcRoot, like: &Like, flag: &str) -> Reference {
+    let pid = match like {
+        Like::Pid(pid) => *pid,
+        // The reference must be running: a missing, empty or dead pidfile leaves nothing
+        // to compare with.
+        Like::Pidfile(path) => match pid_from_pidfile(root, path) {
+            Ok(Ok(pid)) => pid,
+            Ok(Err(e)) => return Err(Note::once(Status::Unknown, format!("{flag}: {e}"))),
+            Err(e) => return Err(Note::once(Status::Unknown, format!("{flag}: {e}"))),
+        },
+    };
+    let reference = root.process(pid);
+    let read = match reference.limits() {
+        Ok(limits) => Ok(LikeInput::Other {
+            who: reference.who(),
+            limits,
+        }),
+        Err(e) if e.is_not_found() => Err(Note::once(
+            Status::Unknown,
+            format!("{flag}: no process with pid {pid}"),
+        )),
+        Err(e) => Err(Note::once(Status::Unknown, format!("{flag}: {e}"))),
+    };
+    Ok((pid, read))
 }
 
 /// Reads limits.conf and limits.d/* as pam_limits would (or the one file `path` names).
