@@ -181,6 +181,21 @@ impl Selector {
         label: Option<&str>,
         report: &mut Report,
     ) -> Result<Vec<Selected>, CheckError> {
+        self.resolve_in(root, &mut Scan::default(), label, report)
+    }
+
+    /// [`resolve`](Selector::resolve) for one of several selectors of a run: a selector that
+    /// looks through every process takes them from `scan`, which lists `root` once for all.
+    ///
+    /// # Errors
+    /// As [`resolve`](Selector::resolve).
+    pub fn resolve_in(
+        &self,
+        root: &ProcRoot,
+        scan: &mut Scan,
+        label: Option<&str>,
+        report: &mut Report,
+    ) -> Result<Vec<Selected>, CheckError> {
         // Without systemd no process is in a unit: say so, never "no process matches".
         // (A /proc tree other than this host's, e.g. a fixture, carries its own cgroups.)
         if let Some(unit) = &self.unit {
@@ -188,7 +203,7 @@ impl Selector {
                 return Err(crate::systemd::not_running(&format!("--unit {unit}")));
             }
         }
-        let candidates = match self.candidates(root)? {
+        let candidates = match self.candidates(root, scan)? {
             Ok(c) => c,
             Err(not_running) => {
                 report.add(Status::Critical, format!("not running: {not_running}"));
@@ -271,7 +286,11 @@ impl Selector {
     }
 
     /// The PIDs to look at, or why the service is not running.
-    fn candidates(&self, root: &ProcRoot) -> Result<Result<Candidates, String>, CheckError> {
+    fn candidates(
+        &self,
+        root: &ProcRoot,
+        scan: &mut Scan,
+    ) -> Result<Result<Candidates, String>, CheckError> {
         let mut pids: Option<Vec<i32>> = None;
         if let Some(pid) = self.pid {
             if !root.process(pid).exists() {
@@ -306,9 +325,24 @@ impl Selector {
         }
         let pids = match pids {
             Some(p) => p.into_iter().map(|pid| (pid, None)).collect(),
-            None => root.scan()?,
+            None => scan.of(root)?.to_vec(),
         };
         Ok(Ok(Candidates { pids, ns_pid }))
+    }
+}
+
+/// The processes of a /proc tree with their `stat` ([`ProcRoot::scan`]), listed once for
+/// the selectors of one run ([`Selector::resolve_in`]), when the first of them needs it.
+#[derive(Debug, Default)]
+pub struct Scan(Option<Vec<(i32, Option<StatLine>)>>);
+
+impl Scan {
+    /// The listing of `root`, read on the first call (always pass the same root).
+    fn of(&mut self, root: &ProcRoot) -> Result<&[(i32, Option<StatLine>)], CheckError> {
+        if self.0.is_none() {
+            self.0 = Some(root.scan()?);
+        }
+        Ok(self.0.as_deref().unwrap_or_default())
     }
 }
 

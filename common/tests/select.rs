@@ -6,7 +6,7 @@
 
 use clap::Parser;
 use procguard_common::proc::ProcRoot;
-use procguard_common::select::{Selected, Selector};
+use procguard_common::select::{Scan, Selected, Selector};
 use procguard_common::testing::FakeProc;
 use procguard_common::{Report, Status};
 
@@ -228,4 +228,46 @@ fn an_ambiguous_id_prefix_is_unknown() {
     assert!(e.to_string().contains("names 2 containers"), "{e}");
     let (found, _) = pick(&proc, &["--container", "0123456789abaa"]);
     assert_eq!(found.len(), 1);
+}
+
+/// Selectors of one run share one listing of /proc ([`Scan`]): each selects what
+/// `resolve` would from it, and a process started after the listing is not in it.
+#[test]
+fn selectors_of_a_run_share_one_scan() {
+    let proc = FakeProc::new();
+    proc.process(40)
+        .comm("nginx")
+        .cmdline(&["/usr/sbin/nginx"])
+        .write();
+    proc.process(41)
+        .comm("php-fpm8.2")
+        .cmdline(&["php-fpm: pool www"])
+        .write();
+    let root = proc.root();
+    let sel = |args: &[&str]| {
+        Args::try_parse_from(std::iter::once("x").chain(args.iter().copied()))
+            .unwrap()
+            .sel
+    };
+    let (nginx, fpm) = (sel(&["--name", "nginx"]), sel(&["--name", "php-fpm"]));
+    let mut scan = Scan::default();
+    let mut report = Report::default();
+    let found = nginx
+        .resolve_in(&root, &mut scan, None, &mut report)
+        .unwrap();
+    assert_eq!(pids(&found), [40]);
+    proc.process(42)
+        .comm("php-fpm8.2")
+        .cmdline(&["php-fpm: pool api"])
+        .write();
+    let found = fpm.resolve_in(&root, &mut scan, None, &mut report).unwrap();
+    assert_eq!(pids(&found), [41], "listed once, before 42 started");
+    assert!(report.findings().is_empty(), "{report:?}");
+    let (found, _) = pick(&proc, &["--name", "php-fpm"]);
+    assert_eq!(pids(&found), [41, 42]);
+    // --pid reads no listing; the shared one is still there for the next selector.
+    let found = sel(&["--pid", "42"])
+        .resolve_in(&root, &mut scan, None, &mut report)
+        .unwrap();
+    assert_eq!(pids(&found), [42]);
 }

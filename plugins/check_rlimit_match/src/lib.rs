@@ -26,7 +26,7 @@ mod source;
 use std::path::PathBuf;
 
 use clap::Parser;
-use procguard_common::select::{report_vanished, Selector};
+use procguard_common::select::{report_vanished, Scan, Selector};
 use procguard_common::{CheckArgs, CheckError, CommonArgs, Report};
 
 use crate::acquire::Acquirer;
@@ -156,8 +156,10 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
     let mut acquirer = Acquirer::new(args)?;
     let mut run = Run::default();
     let mut report = Report::default();
+    // /proc is listed once for all the jobs (services) that look through every process.
+    let mut scan = Scan::default();
     for job in &jobs {
-        check_job(&mut acquirer, job, &mut run, &mut report)?;
+        check_job(&mut acquirer, &mut scan, job, &mut run, &mut report)?;
     }
     run.finish(&jobs, &mut report);
     Ok(report)
@@ -165,14 +167,15 @@ pub fn check(args: &Args) -> Result<Report, CheckError> {
 
 fn check_job(
     acquirer: &mut Acquirer,
+    scan: &mut Scan,
     job: &Job,
     run: &mut Run,
     report: &mut Report,
 ) -> Result<(), CheckError> {
     let mut selection = Report::default();
-    let selected = job
-        .selector
-        .resolve(acquirer.root(), job.label.as_deref(), &mut selection)?;
+    let selected =
+        job.selector
+            .resolve_in(acquirer.root(), scan, job.label.as_deref(), &mut selection)?;
     // "not running", "no process matches": named after the service in config mode.
     for f in selection.findings() {
         match &job.service {
