@@ -495,7 +495,7 @@ pub fn pid_from_pidfile(root: &ProcRoot, file: &Path) -> Result<Result<i32, Stri
         Ok(pid) => pid,
         Err(why) => return Ok(Err(why)),
     };
-    match root.process(pid).stat() {
+    match root.process(pid).stat_line() {
         Ok(_) => Ok(Ok(pid)),
         Err(e) if e.is_not_found() => {
             let why = format!(

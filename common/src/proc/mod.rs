@@ -303,7 +303,9 @@ impl Process<'_> {
         Limits::parse(&text).map_err(|msg| CheckError::parse(self.path("limits"), msg))
     }
 
-    /// `/proc/PID/stat` (comm, ppid, starttime in clock ticks since boot, ...).
+    /// `/proc/PID/stat` (comm, ppid, starttime in clock ticks since boot, ...), parsed by
+    /// procfs. [`stat_line`](Process::stat_line) has the fields procguard reads and parses
+    /// any line without a shape check.
     ///
     /// # Errors
     /// A [`CheckError`] naming the file that could not be read or parsed.
@@ -471,7 +473,7 @@ impl Process<'_> {
     }
 }
 
-/// The fields of a `/proc/PID/stat` line that selection needs.
+/// The fields of a `/proc/PID/stat` line that selection and the parent walks need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatLine {
     /// `comm`, between the first `(` and the last `)` (it may hold either).
@@ -480,6 +482,10 @@ pub struct StatLine {
     pub state: char,
     /// The parent's PID.
     pub ppid: i32,
+    /// The process group.
+    pub pgrp: i32,
+    /// The session.
+    pub session: i32,
     /// The `PF_*` flags.
     pub flags: u32,
     /// Live threads.
@@ -518,6 +524,8 @@ impl StatLine {
             comm,
             state: f.first()?.chars().next()?,
             ppid: f.get(1)?.parse().ok()?,
+            pgrp: f.get(2)?.parse().ok()?,
+            session: f.get(3)?.parse().ok()?,
             flags: f.get(6)?.parse().ok()?,
             num_threads: f.get(17)?.parse().ok()?,
             starttime: f.get(19)?.parse().ok()?,
@@ -634,10 +642,12 @@ mod tests {
         let k = StatLine::parse("2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 1 0 0 20 0 1 0 20 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 1 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n").unwrap();
         assert!(k.is_kernel_thread() && !k.has_exited());
         assert_eq!((k.comm.as_str(), k.ppid, k.starttime), ("kthreadd", 0, 20));
+        assert_eq!((k.pgrp, k.session), (0, 0));
         let z = StatLine::parse("9440 (a) (b c) Z 9364 9364 1 0 -1 4227084 1 0 0 0 0 0 0 0 20 0 1 0 88211 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n").unwrap();
         assert_eq!(z.comm, "a) (b c");
         assert!(z.has_exited() && !z.is_kernel_thread());
         assert_eq!((z.ppid, z.num_threads, z.starttime), (9364, 1, 88211));
+        assert_eq!((z.pgrp, z.session), (9364, 1));
         assert!(StatLine::parse("garbage").is_none());
     }
 

@@ -376,6 +376,17 @@ mod tests {
             ),
             (100, "node", 50, 50, 100, 4242)
         );
+        let line = p.stat_line().unwrap();
+        assert_eq!(
+            (
+                line.comm.as_str(),
+                line.ppid,
+                line.session,
+                line.pgrp,
+                line.starttime
+            ),
+            ("node", 50, 50, 100, 4242)
+        );
         let status = p.status().unwrap();
         assert_eq!((status.ruid, status.egid, status.ppid), (4242, 4243, 50));
         let nofile = p.limits().unwrap().nofile();
