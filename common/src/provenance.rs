@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use crate::proc::container::Runtime;
 use crate::proc::limits::show;
-use crate::proc::{Container, ProcRoot, Process, Rlimit};
+use crate::proc::{Container, Identity, ProcRoot, Process, Rlimit, Stat};
 
 /// How far up the chain is walked (a guard against a corrupt or looping tree).
 const MAX_DEPTH: usize = 64;
@@ -47,19 +47,62 @@ pub struct Ancestor {
 
 impl Ancestor {
     fn read(p: &Process, item: &str) -> Result<Option<Ancestor>, String> {
-        let limits = p.limits().map_err(|e| e.to_string())?;
-        Ok(limits.get(item).map(|limit| Ancestor {
-            pid: p.pid(),
-            name: p.name(),
-            cmdline: p.cmdline().map(|a| a.join(" ")).unwrap_or_default(),
-            limit,
-        }))
+        Seen::read(p, item).ancestor
     }
 
     /// `monit[812]`.
     #[must_use]
     pub fn who(&self) -> String {
         crate::proc::who(&self.name, self.pid)
+    }
+}
+
+/// A process as a trace reads it: `stat`, command line and limits, each once.
+struct Seen {
+    pid: i32,
+    stat: Result<Stat, String>,
+    argv: Option<Vec<String>>,
+    /// Its value of the item (`Ok(None)`: it has no such item).
+    ancestor: Result<Option<Ancestor>, String>,
+}
+
+impl Seen {
+    fn read(p: &Process, item: &str) -> Seen {
+        let stat = p.stat().map_err(|e| e.to_string());
+        let argv = p.cmdline().ok();
+        let mut seen = Seen {
+            pid: p.pid(),
+            stat,
+            argv,
+            ancestor: Ok(None),
+        };
+        seen.ancestor = p.limits().map_err(|e| e.to_string()).map(|limits| {
+            limits.get(item).map(|limit| Ancestor {
+                pid: seen.pid,
+                name: seen.name(),
+                cmdline: seen.argv.as_ref().map(|a| a.join(" ")).unwrap_or_default(),
+                limit,
+            })
+        });
+        seen
+    }
+
+    /// `comm` and the argument vector, when both were read.
+    fn identity(&self) -> Option<Identity> {
+        Some(Identity {
+            comm: self.stat.as_ref().ok()?.comm.clone(),
+            argv: self.argv.clone()?,
+        })
+    }
+
+    /// What it is called, `?` if unreadable (as [`Process::name`]).
+    fn name(&self) -> String {
+        self.identity()
+            .map_or_else(|| "?".to_string(), |i| i.name())
+    }
+
+    fn ppid(&self) -> Result<i32, String> {
+        self.stat.as_ref().map(|s| s.ppid).map_err(Clone::clone)
     }
 }
 
@@ -209,7 +252,9 @@ impl Marks {
             Err(e) => marks.environ_error = Some(format!("its environment: {e}")),
         }
         let paths = p.cgroup_paths().unwrap_or_default();
-        marks.container = p.container().ok().flatten();
+        marks.container = paths
+            .iter()
+            .find_map(|c| crate::proc::container::in_cgroup_path(c));
         marks.unit = paths
             .iter()
             .find_map(|c| crate::proc::unit_in_cgroup_path(c));
@@ -389,30 +434,38 @@ pub struct Provenance {
 /// always says what is known.
 pub fn trace(root: &ProcRoot, pid: i32, item: &str) -> Provenance {
     let p = root.process(pid);
-    let me = Ancestor::read(&p, item).ok().flatten();
-    let actual = me.as_ref().map_or(
-        Rlimit {
+    // Each process's files are read once per trace: the process's and its parent's serve
+    // the name, the orphan check and the walk alike.
+    let me = Seen::read(&p, item);
+    let parent = me
+        .stat
+        .as_ref()
+        .ok()
+        .filter(|s| s.ppid > 0)
+        .map(|s| Seen::read(&root.process(s.ppid), item));
+    let actual = match &me.ancestor {
+        Ok(Some(a)) => a.limit,
+        _ => Rlimit {
             soft: None,
             hard: None,
         },
-        |a| a.limit,
-    );
+    };
     let mut t = Provenance {
         pid,
-        who: me.as_ref().map_or_else(|| p.who(), Ancestor::who),
-        names: p.identity().map(|i| i.names()).unwrap_or_default(),
+        who: crate::proc::who(&me.name(), pid),
+        names: me.identity().map(|i| i.names()).unwrap_or_default(),
         item: item.to_string(),
         actual,
         chain: Vec::new(),
         hard_from: None,
         soft_from: None,
         soft: SoftOrigin::SetHere,
-        orphaned: orphaned(root, pid),
+        orphaned: orphaned(root, pid, &me, parent.as_ref()),
         starter: None,
         marks: Marks::read(&p),
         error: None,
     };
-    walk(root, &mut t);
+    walk(root, &mut t, me.ppid(), parent);
     t.soft = soft_origin(&t);
     t.starter = if t.orphaned.is_some() || marks_outside_chain(&t) {
         starter_from_marks(root, &t)
@@ -422,22 +475,28 @@ pub fn trace(root: &ProcRoot, pid: i32, item: &str) -> Provenance {
     t
 }
 
-/// Walks the parents while either half still matches.
-fn walk(root: &ProcRoot, t: &mut Provenance) {
+/// Walks the parents while either half still matches, from the traced process's `ppid`
+/// and its parent as already read.
+fn walk(root: &ProcRoot, t: &mut Provenance, ppid: Result<i32, String>, parent: Option<Seen>) {
     let (mut soft_run, mut hard_run) = (true, true);
-    let mut cur = t.pid;
+    let (mut ppid, mut parent) = (ppid, parent);
     for _ in 0..MAX_DEPTH {
-        let ppid = match root.process(cur).stat() {
-            Ok(s) => s.ppid,
+        let pid = match ppid {
+            Ok(pid) => pid,
             Err(e) => {
-                t.error = Some(e.to_string());
+                t.error = Some(e);
                 return;
             }
         };
-        if ppid <= 0 {
+        if pid <= 0 {
             return;
         }
-        let a = match Ancestor::read(&root.process(ppid), &t.item) {
+        let seen = parent
+            .take()
+            .filter(|s| s.pid == pid)
+            .unwrap_or_else(|| Seen::read(&root.process(pid), &t.item));
+        ppid = seen.ppid();
+        let a = match seen.ancestor {
             Ok(Some(a)) => a,
             Ok(None) => return,
             Err(e) => {
@@ -457,7 +516,6 @@ fn walk(root: &ProcRoot, t: &mut Provenance) {
         if !soft_run && !hard_run {
             return;
         }
-        cur = ppid;
     }
 }
 
@@ -1026,26 +1084,22 @@ fn read_config(path: &Path) -> Result<String, String> {
 /// Signs that the process that started `pid` has exited: its session or process group
 /// leader no longer exists (Monit's `start program = "/bin/sh -c 'app &'"`: the shell was
 /// the session leader and exited, and the app was reparented), or it detached itself.
-fn orphaned(root: &ProcRoot, pid: i32) -> Option<String> {
-    let stat = root.process(pid).stat().ok()?;
-    let parent = root.process(stat.ppid);
-    let now = if stat.ppid > 0 {
-        parent.who()
-    } else {
-        "nobody".to_string()
-    };
+fn orphaned(root: &ProcRoot, pid: i32, me: &Seen, parent: Option<&Seen>) -> Option<String> {
+    let stat = me.stat.as_ref().ok()?;
+    let now = parent.map_or_else(
+        || "nobody".to_string(),
+        |p| crate::proc::who(&p.name(), p.pid),
+    );
     let gone = |leader: i32| leader > 0 && leader != pid && !root.process(leader).exists();
     // A parent in the same session (process group) belongs to the tree that started it; only
     // a parent outside it is the adoptive one.
-    let parent_stat = parent.stat().ok();
-    let outside = |f: fn(&crate::proc::Stat) -> i32, own: i32| {
-        parent_stat.as_ref().is_none_or(|s| f(s) != own)
-    };
+    let parent_stat = parent.and_then(|p| p.stat.as_ref().ok());
+    let outside = |f: fn(&Stat) -> i32, own: i32| parent_stat.is_none_or(|s| f(s) != own);
     for (what, leader, field) in [
         (
             "session leader",
             stat.session,
-            (|s: &crate::proc::Stat| s.session) as fn(&crate::proc::Stat) -> i32,
+            (|s: &Stat| s.session) as fn(&Stat) -> i32,
         ),
         ("process group leader", stat.pgrp, |s| s.pgrp),
     ] {
@@ -1058,9 +1112,11 @@ fn orphaned(root: &ProcRoot, pid: i32) -> Option<String> {
     // A daemon that detached itself (own session, now a child of init) was started by a
     // process that has exited, unless PID 1 starts services itself (systemd, container inits).
     if stat.ppid == 1 && stat.session == pid {
-        let pid1 = root.process(1);
-        let comm = pid1.stat().map(|s| s.comm).unwrap_or_default();
-        let init = if comm.is_empty() { pid1.name() } else { comm };
+        // The parent is PID 1, as already read.
+        let init = parent.map_or_else(String::new, |pid1| match &pid1.stat {
+            Ok(s) if !s.comm.is_empty() => s.comm.clone(),
+            _ => pid1.name(),
+        });
         let starts_services = [
             "systemd",
             "init.scope",
