@@ -46,10 +46,6 @@ pub struct Ancestor {
 }
 
 impl Ancestor {
-    fn read(p: &Process, item: &str) -> Result<Option<Ancestor>, String> {
-        Seen::read(p, item).ancestor
-    }
-
     /// `monit[812]`.
     #[must_use]
     pub fn who(&self) -> String {
@@ -640,45 +636,65 @@ mod live {
     use std::fmt::Write as _;
 
     use super::{read_config, Ancestor, Kind, Provenance, Starter, CONFIG_MAX, MAX_INCLUDES};
-    use crate::proc::ProcRoot;
+    use crate::proc::{Identity, Limits, ProcRoot};
     use std::path::{Path, PathBuf};
 
-    /// Which scans this run did already: (root, kind, item) and what they found.
-    type Scans = Vec<(PathBuf, Kind, String, Vec<Ancestor>)>;
+    /// A running supervisor as a scan found it: its PID, name, command line and limits.
+    #[derive(Clone)]
+    struct Found {
+        pid: i32,
+        name: String,
+        cmdline: String,
+        limits: Limits,
+    }
+
+    /// Which scans this run did already: (root, kind) and what they found.
+    type Scans = Vec<(PathBuf, Kind, Vec<Found>)>;
 
     thread_local! {
-        // A check of many processes from one supervisor (`--user`, `--name`) would scan
-        // /proc once per process; a plugin run is short, so one scan per run is current
-        // enough.
+        // A check of many processes from one supervisor (`--user`, `--name`), or of several
+        // items of one process, would scan /proc once per process and item; a plugin run is
+        // short, so one scan per supervisor kind per run is current enough.
         static SCANS: std::cell::RefCell<Scans> = const { std::cell::RefCell::new(Vec::new()) };
     }
 
-    /// Running processes of `kind`, scanned once per run.
+    /// Running processes of `kind` with their value of `item`, scanned once per run.
     fn running(root: &ProcRoot, kind: Kind, item: &str) -> Vec<Ancestor> {
-        let key = (root.path().to_path_buf(), kind, item.to_string());
         let known = SCANS.with(|s| {
             s.borrow()
                 .iter()
-                .find(|(r, k, i, _)| (r, k, i) == (&key.0, &key.1, &key.2))
-                .map(|(_, _, _, found)| found.clone())
+                .find(|(r, k, _)| r == root.path() && *k == kind)
+                .map(|(_, _, found)| found.clone())
         });
-        if let Some(found) = known {
-            return found;
-        }
-        let found = scan(root, kind, item);
-        SCANS.with(|s| s.borrow_mut().push((key.0, key.1, key.2, found.clone())));
+        let found = known.unwrap_or_else(|| {
+            let found = scan(root, kind);
+            SCANS.with(|s| {
+                s.borrow_mut()
+                    .push((root.path().to_path_buf(), kind, found.clone()));
+            });
+            found
+        });
         found
+            .into_iter()
+            .filter_map(|f| {
+                f.limits.get(item).map(|limit| Ancestor {
+                    pid: f.pid,
+                    name: f.name,
+                    cmdline: f.cmdline,
+                    limit,
+                })
+            })
+            .collect()
     }
 
-    fn scan(root: &ProcRoot, kind: Kind, item: &str) -> Vec<Ancestor> {
-        root.pids()
+    /// The processes of `kind`: `comm` from the scan's own `stat` read, the command line
+    /// and limits only for a possible match.
+    fn scan(root: &ProcRoot, kind: Kind) -> Vec<Found> {
+        root.scan()
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|pid| {
-                let p = root.process(pid);
-                // `comm` first (one small read): only a possible match costs more.
-                let comm = p.read("comm").ok()?;
-                let comm = comm.trim_end_matches('\n');
+            .filter_map(|(pid, stat)| {
+                let comm = stat?.comm;
                 let maybe = match kind {
                     Kind::Monit => comm == "monit",
                     Kind::Supervisord => comm == "supervisord" || comm.starts_with("python"),
@@ -688,10 +704,18 @@ mod live {
                 if !maybe {
                     return None;
                 }
-                let cmdline = p.cmdline().ok()?.join(" ");
-                (Kind::recognise(comm, comm, &cmdline) == Some(kind))
-                    .then(|| Ancestor::read(&p, item).ok().flatten())
-                    .flatten()
+                let p = root.process(pid);
+                let argv = p.cmdline().ok()?;
+                let cmdline = argv.join(" ");
+                if Kind::recognise(&comm, &comm, &cmdline) != Some(kind) {
+                    return None;
+                }
+                Some(Found {
+                    pid,
+                    name: Identity { comm, argv }.name(),
+                    cmdline,
+                    limits: p.limits().ok()?,
+                })
             })
             .collect()
     }
