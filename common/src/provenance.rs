@@ -636,7 +636,7 @@ mod live {
     use std::fmt::Write as _;
 
     use super::{read_config, Ancestor, Kind, Provenance, Starter, CONFIG_MAX, MAX_INCLUDES};
-    use crate::proc::{Identity, Limits, ProcRoot};
+    use crate::proc::{Glob, Identity, Limits, ProcRoot};
     use std::path::{Path, PathBuf};
 
     /// A running supervisor as a scan found it: its PID, name, command line and limits.
@@ -927,24 +927,20 @@ mod live {
         all
     }
 
-    /// Files matching a path whose last component may hold `*`.
-    fn glob_last(pattern: &Path) -> Vec<PathBuf> {
+    /// Files matching a path whose last component may be a glob (`*`, `?`, `[...]`).
+    pub(super) fn glob_last(pattern: &Path) -> Vec<PathBuf> {
         let (Some(dir), Some(name)) = (pattern.parent(), pattern.file_name()) else {
             return Vec::new();
         };
-        let name = name.to_string_lossy();
-        if !name.contains('*') {
-            return vec![pattern.to_path_buf()];
-        }
-        let parts: Vec<&str> = name.split('*').collect();
-        let matches = |n: &str| {
-            let (first, last) = (parts[0], parts[parts.len() - 1]);
-            n.starts_with(first) && n.ends_with(last) && n.len() >= first.len() + last.len()
+        let glob = match Glob::new(&name.to_string_lossy()) {
+            Ok(glob) if glob.literal().is_none() => glob,
+            // No wildcard, or a `[` left open, which glob(3) takes literally.
+            _ => return vec![pattern.to_path_buf()],
         };
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map(|d| {
                 d.filter_map(Result::ok)
-                    .filter(|e| matches(&e.file_name().to_string_lossy()))
+                    .filter(|e| glob.matches(&e.file_name().to_string_lossy()))
                     .map(|e| e.path())
                     .collect()
             })
@@ -1495,5 +1491,23 @@ mod tests {
         let all = live::with_includes(&main, "set daemon 1\ninclude conf.d/*\n");
         assert!(all.contains("check process web"), "{all}");
         assert!(all.contains("check process api"), "nested include: {all}");
+    }
+
+    #[test]
+    fn include_globs_match_as_the_shell_does() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["abc", "aXbYc", "axc", "a1", "ab"] {
+            fs::write(dir.path().join(f), "").unwrap();
+        }
+        let names = |pattern: &str| {
+            live::glob_last(&dir.path().join(pattern))
+                .iter()
+                .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("a*b*c"), ["aXbYc", "abc"], "not axc");
+        assert_eq!(names("a?"), ["a1", "ab"]);
+        assert_eq!(names("a[0-9]"), ["a1"]);
+        assert_eq!(names("abc"), ["abc"]);
     }
 }
