@@ -27,8 +27,6 @@ use crate::proc::{Container, Identity, ProcRoot, Process, Rlimit, Stat};
 
 /// How far up the chain is walked (a guard against a corrupt or looping tree).
 const MAX_DEPTH: usize = 64;
-/// Largest supervisor control file read.
-const CONFIG_MAX: u64 = 1 << 20;
 /// How many control files an `include` may add.
 const MAX_INCLUDES: usize = 64;
 
@@ -635,7 +633,7 @@ fn monit_by_pidfile(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
 mod live {
     use std::fmt::Write as _;
 
-    use super::{read_config, Ancestor, Kind, Provenance, Starter, CONFIG_MAX, MAX_INCLUDES};
+    use super::{read_config, Ancestor, Kind, Provenance, Starter, MAX_INCLUDES};
     use crate::proc::{Glob, Identity, Limits, ProcRoot};
     use std::path::{Path, PathBuf};
 
@@ -859,18 +857,13 @@ mod live {
                 .position(|w| *w == "pidfile")
                 .and_then(|i| words.get(i + 1))
                 .map(|f| f.trim_matches('"'));
-            // A pidfile is followed through a link only if root owns the link, as for
-            // --pidfile (docs/contract.md, selection).
-            let watched = pidfile.filter(|file| {
-                crate::files::read_regular_text(
-                    Path::new(file),
-                    CONFIG_MAX,
-                    crate::files::Follow::RootOwned,
-                )
-                .ok()
-                .and_then(|p| p.trim().parse::<i32>().ok())
-                    == Some(pid)
-            });
+            // A pidfile is read as --pidfile reads it (docs/contract.md §7), and not at all
+            // for a service other than the one the environment names.
+            let watched = pidfile
+                .filter(|_| service.is_none_or(|s| s == name))
+                .filter(|file| {
+                    matches!(crate::select::read_pidfile(Path::new(file)), Ok(Ok(p)) if p == pid)
+                });
             if let Some(file) = watched {
                 // Named in the environment too: the pidfile only confirms it (short words,
                 // so the story keeps within a line of long output).
@@ -879,9 +872,7 @@ mod live {
                 } else {
                     format!("watches its pidfile {file} as 'check process {name}'")
                 };
-                if service.is_none() || service == Some(name) {
-                    return Some(MonitMatch::Watched(name.to_string(), words));
-                }
+                return Some(MonitMatch::Watched(name.to_string(), words));
             }
             if named.is_none() && service == Some(name) {
                 named = Some(MonitMatch::Named(
@@ -1090,10 +1081,16 @@ pub fn cmp_limit(a: Option<u64>, b: Option<u64>) -> std::cmp::Ordering {
 }
 
 /// Reads a configuration file outside /proc through the one bounded reader (regular files
-/// only, at most [`CONFIG_MAX`] bytes, never blocking on a FIFO); the error says why,
+/// only, at most [`files::max::CONFIG`](crate::files::max::CONFIG) bytes, never blocking on a
+/// FIFO); the error says why,
 /// without repeating the path.
 fn read_config(path: &Path) -> Result<String, String> {
-    crate::files::read_regular_text(path, CONFIG_MAX, crate::files::Follow::Always).map_err(|e| {
+    crate::files::read_regular_text(
+        path,
+        crate::files::max::CONFIG,
+        crate::files::Follow::Always,
+    )
+    .map_err(|e| {
         let text = e.to_string();
         let prefix = format!("cannot read {}: ", path.display());
         text.strip_prefix(&prefix)
