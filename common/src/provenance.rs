@@ -126,17 +126,17 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Recognises a process by its name, `comm` and command line.
+    /// Recognises a process by its name (or `comm`) and command line.
     #[must_use]
-    pub fn recognise(name: &str, comm: &str, cmdline: &str) -> Option<Kind> {
+    pub fn recognise(name: &str, cmdline: &str) -> Option<Kind> {
         let argv0 = cmdline.split(' ').next().unwrap_or_default();
         let base = argv0
             .rsplit('/')
             .next()
             .unwrap_or_default()
             .trim_start_matches('-');
-        let is = |n: &str| name == n || comm == n || base == n;
-        let starts = |n: &str| name.starts_with(n) || comm.starts_with(n) || base.starts_with(n);
+        let is = |n: &str| name == n || base == n;
+        let starts = |n: &str| name.starts_with(n) || base.starts_with(n);
         Some(if is("monit") {
             Kind::Monit
         } else if is("systemd") || starts("systemd") && cmdline.contains("--user") {
@@ -538,7 +538,7 @@ fn marks_outside_chain(t: &Provenance) -> bool {
         && !t
             .chain
             .iter()
-            .any(|a| Kind::recognise(&a.name, &a.name, &a.cmdline) == Some(kind))
+            .any(|a| Kind::recognise(&a.name, &a.cmdline) == Some(kind))
 }
 
 /// The starter from the chain: the nearest supervisor among the ancestors that hold the
@@ -552,7 +552,7 @@ fn starter_from_chain(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
         .or_else(|| run_end(&t.soft_from))
         .unwrap_or(0);
     let run = t.chain.get(..=end)?;
-    let kind_of = |a: &Ancestor| Kind::recognise(&a.name, &a.name, &a.cmdline);
+    let kind_of = |a: &Ancestor| Kind::recognise(&a.name, &a.cmdline);
     let chosen = run
         .iter()
         .find(|a| kind_of(a).is_some_and(|k| k != Kind::Shell))
@@ -705,7 +705,7 @@ mod live {
                 let p = root.process(pid);
                 let argv = p.cmdline().ok()?;
                 let cmdline = argv.join(" ");
-                if Kind::recognise(&comm, &comm, &cmdline) != Some(kind) {
+                if Kind::recognise(&comm, &cmdline) != Some(kind) {
                     return None;
                 }
                 Some(Found {
@@ -1390,15 +1390,19 @@ mod tests {
 
     #[test]
     fn supervisors_are_recognised() {
-        let r = |n: &str, c: &str| Kind::recognise(n, n, c);
+        let r = Kind::recognise;
         assert_eq!(r("monit", "/usr/bin/monit -I"), Some(Kind::Monit));
         assert_eq!(r("systemd", "/sbin/init splash"), Some(Kind::Systemd));
         assert_eq!(
-            Kind::recognise(
+            r(
                 "python3.11",
-                "supervisord",
                 "/usr/bin/python3 /usr/bin/supervisord -n -c /etc/supervisor/supervisord.conf"
             ),
+            Some(Kind::Supervisord)
+        );
+        // Named by its script (as Identity::name names it), the command line aside.
+        assert_eq!(
+            r("supervisord", "python3 ./supervisord -n"),
             Some(Kind::Supervisord)
         );
         assert_eq!(r("runsv", "runsv nginx"), Some(Kind::Runit));
