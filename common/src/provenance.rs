@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::proc::container::Runtime;
-use crate::proc::limits::show;
+use crate::proc::limits::{cmp_limit, show};
 use crate::proc::{Container, Identity, ProcRoot, Process, Rlimit, Stat};
 
 /// How far up the chain is walked (a guard against a corrupt or looping tree).
@@ -1066,17 +1066,6 @@ mod live {
             ),
         };
         s.evidence.push_str(&why);
-    }
-}
-
-/// Compares limit values, `None` being unlimited (above every number).
-#[must_use]
-pub fn cmp_limit(a: Option<u64>, b: Option<u64>) -> std::cmp::Ordering {
-    match (a, b) {
-        (None, None) => std::cmp::Ordering::Equal,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (Some(x), Some(y)) => x.cmp(&y),
     }
 }
 

@@ -10,9 +10,9 @@
 use std::fmt::Write as _;
 
 use crate::proc::container::Runtime;
-use crate::proc::limits::show;
+use crate::proc::limits::{cmp_limit, show};
 use crate::proc::Rlimit;
-use crate::provenance::{cmp_limit, Kind, Provenance, SoftOrigin, Starter};
+use crate::provenance::{Kind, Provenance, SoftOrigin, Starter};
 
 /// A daemon that sets its own limit from its configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,11 +3,12 @@
 //! the suffix of the findings (", inherited from monit[812] (nofile 1024:4096)"), the story
 //! for the long output, and the remediation for whoever gives the service its limit.
 
+use procguard_common::proc::limits::cmp_limit;
 use procguard_common::proc::Rlimit;
 use procguard_common::provenance::Provenance;
 use procguard_common::remediation;
 
-use crate::expectation::{cmp_limit, Expectation, Half};
+use crate::expectation::{Expectation, Half};
 use crate::limits_conf;
 
 /// The long-output lines about one too-low item.
