@@ -22,13 +22,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::proc::container::Runtime;
-use crate::proc::limits::show;
-use crate::proc::{Container, ProcRoot, Process, Rlimit};
+use crate::proc::limits::{cmp_limit, show};
+use crate::proc::{Container, Identity, ProcRoot, Process, Rlimit, Stat};
 
 /// How far up the chain is walked (a guard against a corrupt or looping tree).
 const MAX_DEPTH: usize = 64;
-/// Largest supervisor control file read.
-const CONFIG_MAX: u64 = 1 << 20;
 /// How many control files an `include` may add.
 const MAX_INCLUDES: usize = 64;
 
@@ -46,20 +44,59 @@ pub struct Ancestor {
 }
 
 impl Ancestor {
-    fn read(p: &Process, item: &str) -> Result<Option<Ancestor>, String> {
-        let limits = p.limits().map_err(|e| e.to_string())?;
-        Ok(limits.get(item).map(|limit| Ancestor {
-            pid: p.pid(),
-            name: p.name(),
-            cmdline: p.cmdline().map(|a| a.join(" ")).unwrap_or_default(),
-            limit,
-        }))
-    }
-
     /// `monit[812]`.
     #[must_use]
     pub fn who(&self) -> String {
         crate::proc::who(&self.name, self.pid)
+    }
+}
+
+/// A process as a trace reads it: `stat`, command line and limits, each once.
+struct Seen {
+    pid: i32,
+    stat: Result<Stat, String>,
+    argv: Option<Vec<String>>,
+    /// Its value of the item (`Ok(None)`: it has no such item).
+    ancestor: Result<Option<Ancestor>, String>,
+}
+
+impl Seen {
+    fn read(p: &Process, item: &str) -> Seen {
+        let stat = p.stat().map_err(|e| e.to_string());
+        let argv = p.cmdline().ok();
+        let mut seen = Seen {
+            pid: p.pid(),
+            stat,
+            argv,
+            ancestor: Ok(None),
+        };
+        seen.ancestor = p.limits().map_err(|e| e.to_string()).map(|limits| {
+            limits.get(item).map(|limit| Ancestor {
+                pid: seen.pid,
+                name: seen.name(),
+                cmdline: seen.argv.as_ref().map(|a| a.join(" ")).unwrap_or_default(),
+                limit,
+            })
+        });
+        seen
+    }
+
+    /// `comm` and the argument vector, when both were read.
+    fn identity(&self) -> Option<Identity> {
+        Some(Identity {
+            comm: self.stat.as_ref().ok()?.comm.clone(),
+            argv: self.argv.clone()?,
+        })
+    }
+
+    /// What it is called, `?` if unreadable (as [`Process::name`]).
+    fn name(&self) -> String {
+        self.identity()
+            .map_or_else(|| "?".to_string(), |i| i.name())
+    }
+
+    fn ppid(&self) -> Result<i32, String> {
+        self.stat.as_ref().map(|s| s.ppid).map_err(Clone::clone)
     }
 }
 
@@ -89,17 +126,17 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Recognises a process by its name, `comm` and command line.
+    /// Recognises a process by its name (or `comm`) and command line.
     #[must_use]
-    pub fn recognise(name: &str, comm: &str, cmdline: &str) -> Option<Kind> {
+    pub fn recognise(name: &str, cmdline: &str) -> Option<Kind> {
         let argv0 = cmdline.split(' ').next().unwrap_or_default();
         let base = argv0
             .rsplit('/')
             .next()
             .unwrap_or_default()
             .trim_start_matches('-');
-        let is = |n: &str| name == n || comm == n || base == n;
-        let starts = |n: &str| name.starts_with(n) || comm.starts_with(n) || base.starts_with(n);
+        let is = |n: &str| name == n || base == n;
+        let starts = |n: &str| name.starts_with(n) || base.starts_with(n);
         Some(if is("monit") {
             Kind::Monit
         } else if is("systemd") || starts("systemd") && cmdline.contains("--user") {
@@ -209,7 +246,9 @@ impl Marks {
             Err(e) => marks.environ_error = Some(format!("its environment: {e}")),
         }
         let paths = p.cgroup_paths().unwrap_or_default();
-        marks.container = p.container().ok().flatten();
+        marks.container = paths
+            .iter()
+            .find_map(|c| crate::proc::container::in_cgroup_path(c));
         marks.unit = paths
             .iter()
             .find_map(|c| crate::proc::unit_in_cgroup_path(c));
@@ -389,30 +428,38 @@ pub struct Provenance {
 /// always says what is known.
 pub fn trace(root: &ProcRoot, pid: i32, item: &str) -> Provenance {
     let p = root.process(pid);
-    let me = Ancestor::read(&p, item).ok().flatten();
-    let actual = me.as_ref().map_or(
-        Rlimit {
+    // Each process's files are read once per trace: the process's and its parent's serve
+    // the name, the orphan check and the walk alike.
+    let me = Seen::read(&p, item);
+    let parent = me
+        .stat
+        .as_ref()
+        .ok()
+        .filter(|s| s.ppid > 0)
+        .map(|s| Seen::read(&root.process(s.ppid), item));
+    let actual = match &me.ancestor {
+        Ok(Some(a)) => a.limit,
+        _ => Rlimit {
             soft: None,
             hard: None,
         },
-        |a| a.limit,
-    );
+    };
     let mut t = Provenance {
         pid,
-        who: me.as_ref().map_or_else(|| p.who(), Ancestor::who),
-        names: p.identity().map(|i| i.names()).unwrap_or_default(),
+        who: crate::proc::who(&me.name(), pid),
+        names: me.identity().map(|i| i.names()).unwrap_or_default(),
         item: item.to_string(),
         actual,
         chain: Vec::new(),
         hard_from: None,
         soft_from: None,
         soft: SoftOrigin::SetHere,
-        orphaned: orphaned(root, pid),
+        orphaned: orphaned(root, pid, &me, parent.as_ref()),
         starter: None,
         marks: Marks::read(&p),
         error: None,
     };
-    walk(root, &mut t);
+    walk(root, &mut t, me.ppid(), parent);
     t.soft = soft_origin(&t);
     t.starter = if t.orphaned.is_some() || marks_outside_chain(&t) {
         starter_from_marks(root, &t)
@@ -422,22 +469,28 @@ pub fn trace(root: &ProcRoot, pid: i32, item: &str) -> Provenance {
     t
 }
 
-/// Walks the parents while either half still matches.
-fn walk(root: &ProcRoot, t: &mut Provenance) {
+/// Walks the parents while either half still matches, from the traced process's `ppid`
+/// and its parent as already read.
+fn walk(root: &ProcRoot, t: &mut Provenance, ppid: Result<i32, String>, parent: Option<Seen>) {
     let (mut soft_run, mut hard_run) = (true, true);
-    let mut cur = t.pid;
+    let (mut ppid, mut parent) = (ppid, parent);
     for _ in 0..MAX_DEPTH {
-        let ppid = match root.process(cur).stat() {
-            Ok(s) => s.ppid,
+        let pid = match ppid {
+            Ok(pid) => pid,
             Err(e) => {
-                t.error = Some(e.to_string());
+                t.error = Some(e);
                 return;
             }
         };
-        if ppid <= 0 {
+        if pid <= 0 {
             return;
         }
-        let a = match Ancestor::read(&root.process(ppid), &t.item) {
+        let seen = parent
+            .take()
+            .filter(|s| s.pid == pid)
+            .unwrap_or_else(|| Seen::read(&root.process(pid), &t.item));
+        ppid = seen.ppid();
+        let a = match seen.ancestor {
             Ok(Some(a)) => a,
             Ok(None) => return,
             Err(e) => {
@@ -457,7 +510,6 @@ fn walk(root: &ProcRoot, t: &mut Provenance) {
         if !soft_run && !hard_run {
             return;
         }
-        cur = ppid;
     }
 }
 
@@ -486,7 +538,7 @@ fn marks_outside_chain(t: &Provenance) -> bool {
         && !t
             .chain
             .iter()
-            .any(|a| Kind::recognise(&a.name, &a.name, &a.cmdline) == Some(kind))
+            .any(|a| Kind::recognise(&a.name, &a.cmdline) == Some(kind))
 }
 
 /// The starter from the chain: the nearest supervisor among the ancestors that hold the
@@ -500,7 +552,7 @@ fn starter_from_chain(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
         .or_else(|| run_end(&t.soft_from))
         .unwrap_or(0);
     let run = t.chain.get(..=end)?;
-    let kind_of = |a: &Ancestor| Kind::recognise(&a.name, &a.name, &a.cmdline);
+    let kind_of = |a: &Ancestor| Kind::recognise(&a.name, &a.cmdline);
     let chosen = run
         .iter()
         .find(|a| kind_of(a).is_some_and(|k| k != Kind::Shell))
@@ -581,46 +633,66 @@ fn monit_by_pidfile(root: &ProcRoot, t: &Provenance) -> Option<Starter> {
 mod live {
     use std::fmt::Write as _;
 
-    use super::{read_config, Ancestor, Kind, Provenance, Starter, CONFIG_MAX, MAX_INCLUDES};
-    use crate::proc::ProcRoot;
+    use super::{read_config, Ancestor, Kind, Provenance, Starter, MAX_INCLUDES};
+    use crate::proc::{Glob, Identity, Limits, ProcRoot};
     use std::path::{Path, PathBuf};
 
-    /// Which scans this run did already: (root, kind, item) and what they found.
-    type Scans = Vec<(PathBuf, Kind, String, Vec<Ancestor>)>;
+    /// A running supervisor as a scan found it: its PID, name, command line and limits.
+    #[derive(Clone)]
+    struct Found {
+        pid: i32,
+        name: String,
+        cmdline: String,
+        limits: Limits,
+    }
+
+    /// Which scans this run did already: (root, kind) and what they found.
+    type Scans = Vec<(PathBuf, Kind, Vec<Found>)>;
 
     thread_local! {
-        // A check of many processes from one supervisor (`--user`, `--name`) would scan
-        // /proc once per process; a plugin run is short, so one scan per run is current
-        // enough.
+        // A check of many processes from one supervisor (`--user`, `--name`), or of several
+        // items of one process, would scan /proc once per process and item; a plugin run is
+        // short, so one scan per supervisor kind per run is current enough.
         static SCANS: std::cell::RefCell<Scans> = const { std::cell::RefCell::new(Vec::new()) };
     }
 
-    /// Running processes of `kind`, scanned once per run.
+    /// Running processes of `kind` with their value of `item`, scanned once per run.
     fn running(root: &ProcRoot, kind: Kind, item: &str) -> Vec<Ancestor> {
-        let key = (root.path().to_path_buf(), kind, item.to_string());
         let known = SCANS.with(|s| {
             s.borrow()
                 .iter()
-                .find(|(r, k, i, _)| (r, k, i) == (&key.0, &key.1, &key.2))
-                .map(|(_, _, _, found)| found.clone())
+                .find(|(r, k, _)| r == root.path() && *k == kind)
+                .map(|(_, _, found)| found.clone())
         });
-        if let Some(found) = known {
-            return found;
-        }
-        let found = scan(root, kind, item);
-        SCANS.with(|s| s.borrow_mut().push((key.0, key.1, key.2, found.clone())));
+        let found = known.unwrap_or_else(|| {
+            let found = scan(root, kind);
+            SCANS.with(|s| {
+                s.borrow_mut()
+                    .push((root.path().to_path_buf(), kind, found.clone()));
+            });
+            found
+        });
         found
+            .into_iter()
+            .filter_map(|f| {
+                f.limits.get(item).map(|limit| Ancestor {
+                    pid: f.pid,
+                    name: f.name,
+                    cmdline: f.cmdline,
+                    limit,
+                })
+            })
+            .collect()
     }
 
-    fn scan(root: &ProcRoot, kind: Kind, item: &str) -> Vec<Ancestor> {
-        root.pids()
+    /// The processes of `kind`: `comm` from the scan's own `stat` read, the command line
+    /// and limits only for a possible match.
+    fn scan(root: &ProcRoot, kind: Kind) -> Vec<Found> {
+        root.scan()
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|pid| {
-                let p = root.process(pid);
-                // `comm` first (one small read): only a possible match costs more.
-                let comm = p.read("comm").ok()?;
-                let comm = comm.trim_end_matches('\n');
+            .filter_map(|(pid, stat)| {
+                let comm = stat?.comm;
                 let maybe = match kind {
                     Kind::Monit => comm == "monit",
                     Kind::Supervisord => comm == "supervisord" || comm.starts_with("python"),
@@ -630,10 +702,18 @@ mod live {
                 if !maybe {
                     return None;
                 }
-                let cmdline = p.cmdline().ok()?.join(" ");
-                (Kind::recognise(comm, comm, &cmdline) == Some(kind))
-                    .then(|| Ancestor::read(&p, item).ok().flatten())
-                    .flatten()
+                let p = root.process(pid);
+                let argv = p.cmdline().ok()?;
+                let cmdline = argv.join(" ");
+                if Kind::recognise(&comm, &cmdline) != Some(kind) {
+                    return None;
+                }
+                Some(Found {
+                    pid,
+                    name: Identity { comm, argv }.name(),
+                    cmdline,
+                    limits: p.limits().ok()?,
+                })
             })
             .collect()
     }
@@ -777,18 +857,13 @@ mod live {
                 .position(|w| *w == "pidfile")
                 .and_then(|i| words.get(i + 1))
                 .map(|f| f.trim_matches('"'));
-            // A pidfile is followed through a link only if root owns the link, as for
-            // --pidfile (docs/contract.md, selection).
-            let watched = pidfile.filter(|file| {
-                crate::files::read_regular_text(
-                    Path::new(file),
-                    CONFIG_MAX,
-                    crate::files::Follow::RootOwned,
-                )
-                .ok()
-                .and_then(|p| p.trim().parse::<i32>().ok())
-                    == Some(pid)
-            });
+            // A pidfile is read as --pidfile reads it (docs/contract.md §7), and not at all
+            // for a service other than the one the environment names.
+            let watched = pidfile
+                .filter(|_| service.is_none_or(|s| s == name))
+                .filter(|file| {
+                    matches!(crate::select::read_pidfile(Path::new(file)), Ok(Ok(p)) if p == pid)
+                });
             if let Some(file) = watched {
                 // Named in the environment too: the pidfile only confirms it (short words,
                 // so the story keeps within a line of long output).
@@ -797,9 +872,7 @@ mod live {
                 } else {
                     format!("watches its pidfile {file} as 'check process {name}'")
                 };
-                if service.is_none() || service == Some(name) {
-                    return Some(MonitMatch::Watched(name.to_string(), words));
-                }
+                return Some(MonitMatch::Watched(name.to_string(), words));
             }
             if named.is_none() && service == Some(name) {
                 named = Some(MonitMatch::Named(
@@ -845,24 +918,20 @@ mod live {
         all
     }
 
-    /// Files matching a path whose last component may hold `*`.
-    fn glob_last(pattern: &Path) -> Vec<PathBuf> {
+    /// Files matching a path whose last component may be a glob (`*`, `?`, `[...]`).
+    pub(super) fn glob_last(pattern: &Path) -> Vec<PathBuf> {
         let (Some(dir), Some(name)) = (pattern.parent(), pattern.file_name()) else {
             return Vec::new();
         };
-        let name = name.to_string_lossy();
-        if !name.contains('*') {
-            return vec![pattern.to_path_buf()];
-        }
-        let parts: Vec<&str> = name.split('*').collect();
-        let matches = |n: &str| {
-            let (first, last) = (parts[0], parts[parts.len() - 1]);
-            n.starts_with(first) && n.ends_with(last) && n.len() >= first.len() + last.len()
+        let glob = match Glob::new(&name.to_string_lossy()) {
+            Ok(glob) if glob.literal().is_none() => glob,
+            // No wildcard, or a `[` left open, which glob(3) takes literally.
+            _ => return vec![pattern.to_path_buf()],
         };
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map(|d| {
                 d.filter_map(Result::ok)
-                    .filter(|e| matches(&e.file_name().to_string_lossy()))
+                    .filter(|e| glob.matches(&e.file_name().to_string_lossy()))
                     .map(|e| e.path())
                     .collect()
             })
@@ -1000,22 +1069,17 @@ mod live {
     }
 }
 
-/// Compares limit values, `None` being unlimited (above every number).
-#[must_use]
-pub fn cmp_limit(a: Option<u64>, b: Option<u64>) -> std::cmp::Ordering {
-    match (a, b) {
-        (None, None) => std::cmp::Ordering::Equal,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (Some(x), Some(y)) => x.cmp(&y),
-    }
-}
-
 /// Reads a configuration file outside /proc through the one bounded reader (regular files
-/// only, at most [`CONFIG_MAX`] bytes, never blocking on a FIFO); the error says why,
+/// only, at most [`files::max::CONFIG`](crate::files::max::CONFIG) bytes, never blocking on a
+/// FIFO); the error says why,
 /// without repeating the path.
 fn read_config(path: &Path) -> Result<String, String> {
-    crate::files::read_regular_text(path, CONFIG_MAX, crate::files::Follow::Always).map_err(|e| {
+    crate::files::read_regular_text(
+        path,
+        crate::files::max::CONFIG,
+        crate::files::Follow::Always,
+    )
+    .map_err(|e| {
         let text = e.to_string();
         let prefix = format!("cannot read {}: ", path.display());
         text.strip_prefix(&prefix)
@@ -1026,26 +1090,22 @@ fn read_config(path: &Path) -> Result<String, String> {
 /// Signs that the process that started `pid` has exited: its session or process group
 /// leader no longer exists (Monit's `start program = "/bin/sh -c 'app &'"`: the shell was
 /// the session leader and exited, and the app was reparented), or it detached itself.
-fn orphaned(root: &ProcRoot, pid: i32) -> Option<String> {
-    let stat = root.process(pid).stat().ok()?;
-    let parent = root.process(stat.ppid);
-    let now = if stat.ppid > 0 {
-        parent.who()
-    } else {
-        "nobody".to_string()
-    };
+fn orphaned(root: &ProcRoot, pid: i32, me: &Seen, parent: Option<&Seen>) -> Option<String> {
+    let stat = me.stat.as_ref().ok()?;
+    let now = parent.map_or_else(
+        || "nobody".to_string(),
+        |p| crate::proc::who(&p.name(), p.pid),
+    );
     let gone = |leader: i32| leader > 0 && leader != pid && !root.process(leader).exists();
     // A parent in the same session (process group) belongs to the tree that started it; only
     // a parent outside it is the adoptive one.
-    let parent_stat = parent.stat().ok();
-    let outside = |f: fn(&crate::proc::Stat) -> i32, own: i32| {
-        parent_stat.as_ref().is_none_or(|s| f(s) != own)
-    };
+    let parent_stat = parent.and_then(|p| p.stat.as_ref().ok());
+    let outside = |f: fn(&Stat) -> i32, own: i32| parent_stat.is_none_or(|s| f(s) != own);
     for (what, leader, field) in [
         (
             "session leader",
             stat.session,
-            (|s: &crate::proc::Stat| s.session) as fn(&crate::proc::Stat) -> i32,
+            (|s: &Stat| s.session) as fn(&Stat) -> i32,
         ),
         ("process group leader", stat.pgrp, |s| s.pgrp),
     ] {
@@ -1058,9 +1118,11 @@ fn orphaned(root: &ProcRoot, pid: i32) -> Option<String> {
     // A daemon that detached itself (own session, now a child of init) was started by a
     // process that has exited, unless PID 1 starts services itself (systemd, container inits).
     if stat.ppid == 1 && stat.session == pid {
-        let pid1 = root.process(1);
-        let comm = pid1.stat().map(|s| s.comm).unwrap_or_default();
-        let init = if comm.is_empty() { pid1.name() } else { comm };
+        // The parent is PID 1, as already read.
+        let init = parent.map_or_else(String::new, |pid1| match &pid1.stat {
+            Ok(s) if !s.comm.is_empty() => s.comm.clone(),
+            _ => pid1.name(),
+        });
         let starts_services = [
             "systemd",
             "init.scope",
@@ -1317,15 +1379,19 @@ mod tests {
 
     #[test]
     fn supervisors_are_recognised() {
-        let r = |n: &str, c: &str| Kind::recognise(n, n, c);
+        let r = Kind::recognise;
         assert_eq!(r("monit", "/usr/bin/monit -I"), Some(Kind::Monit));
         assert_eq!(r("systemd", "/sbin/init splash"), Some(Kind::Systemd));
         assert_eq!(
-            Kind::recognise(
+            r(
                 "python3.11",
-                "supervisord",
                 "/usr/bin/python3 /usr/bin/supervisord -n -c /etc/supervisor/supervisord.conf"
             ),
+            Some(Kind::Supervisord)
+        );
+        // Named by its script (as Identity::name names it), the command line aside.
+        assert_eq!(
+            r("supervisord", "python3 ./supervisord -n"),
             Some(Kind::Supervisord)
         );
         assert_eq!(r("runsv", "runsv nginx"), Some(Kind::Runit));
@@ -1415,5 +1481,23 @@ mod tests {
         let all = live::with_includes(&main, "set daemon 1\ninclude conf.d/*\n");
         assert!(all.contains("check process web"), "{all}");
         assert!(all.contains("check process api"), "nested include: {all}");
+    }
+
+    #[test]
+    fn include_globs_match_as_the_shell_does() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["abc", "aXbYc", "axc", "a1", "ab"] {
+            fs::write(dir.path().join(f), "").unwrap();
+        }
+        let names = |pattern: &str| {
+            live::glob_last(&dir.path().join(pattern))
+                .iter()
+                .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("a*b*c"), ["aXbYc", "abc"], "not axc");
+        assert_eq!(names("a?"), ["a1", "ab"]);
+        assert_eq!(names("a[0-9]"), ["a1"]);
+        assert_eq!(names("abc"), ["abc"]);
     }
 }

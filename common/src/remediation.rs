@@ -10,9 +10,9 @@
 use std::fmt::Write as _;
 
 use crate::proc::container::Runtime;
-use crate::proc::limits::show;
+use crate::proc::limits::{cmp_limit, show};
 use crate::proc::Rlimit;
-use crate::provenance::{cmp_limit, Kind, Provenance, SoftOrigin, Starter};
+use crate::provenance::{Kind, Provenance, SoftOrigin, Starter};
 
 /// A daemon that sets its own limit from its configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,10 +279,6 @@ fn by_starter(s: &Starter, c: &Change) -> String {
     let sn = c.ulimit();
     let item = &c.item;
     let prop = crate::proc::limits::item(item).map_or("Limit...", |i| i.systemd);
-    let unit_line = |unit: &Option<String>| match unit {
-        Some(u) => format!("{prop}={} in {u}", c.value()),
-        None => format!("{prop}={} in its unit", c.value()),
-    };
     let service = s.service.clone().unwrap_or_else(|| "SERVICE".into());
     let file = |default: &str| {
         s.config
@@ -293,9 +289,9 @@ fn by_starter(s: &Starter, c: &Change) -> String {
         Kind::Monit => format!(
             "start program = \"/bin/sh -c '{sn}; ...'\" in 'check process {service}' of {}, then monit reload (Monit runs it as root), or raise Monit's own limit ({})",
             file("its control file"),
-            unit_line(&s.unit)
+            unit_line(prop, c, s.unit.as_deref())
         ),
-        Kind::Supervisord => supervisord(s, c, &who, &file("supervisord.conf")),
+        Kind::Supervisord => supervisord(s, c, prop, &file("supervisord.conf")),
         Kind::Systemd => match &s.service {
             Some(u) => format!(
                 "{prop}={} in {u} ([Service], systemctl edit {u}), then systemctl restart {u}",
@@ -308,7 +304,7 @@ fn by_starter(s: &Starter, c: &Change) -> String {
         },
         Kind::Pm2 => format!(
             "the PM2 daemon {who} passes on its own limits, fixed when it started (not by pm2 start): pm2 kill, then '{sn}; pm2 resurrect' from a shell that may, or {}",
-            unit_line(&s.unit)
+            unit_line(prop, c, s.unit.as_deref())
         ),
         Kind::Runit if !c.raise_hard && item == "nofile" => format!(
             "'chpst -o {}' before exec in the run script of {service} (sets the soft limit only)",
@@ -335,27 +331,29 @@ fn by_starter(s: &Starter, c: &Change) -> String {
     }
 }
 
-fn supervisord(s: &Starter, c: &Change, who: &str, file: &str) -> String {
+/// `LimitNOFILE=65536 in monit.service`: the limit in the starter's own unit.
+fn unit_line(prop: &str, c: &Change, unit: Option<&str>) -> String {
+    format!("{prop}={} in {}", c.value(), unit.unwrap_or("its unit"))
+}
+
+fn supervisord(s: &Starter, c: &Change, prop: &str, file: &str) -> String {
     let knob = match c.item.as_str() {
         "nofile" => "minfds",
         "nproc" => "minprocs",
         _ => {
             return format!(
-                "{who} passes its own limits on: '{}; exec ...' in the program's command",
+                "{} passes its own limits on: '{}; exec ...' in the program's command",
+                s.who(),
                 c.ulimit()
             )
         }
     };
-    let prop = crate::proc::limits::item(&c.item).map_or("Limit...", |i| i.systemd);
     let mut out = format!(
         "{knob}={} in [supervisord] of {file}, then restart supervisord (its children inherit its limits; at start it raises its soft limit to {knob}, the hard one only as root)",
         c.soft
     );
     if c.raise_hard {
-        let unit = match &s.unit {
-            Some(u) => format!("{prop}={} in {u}", c.value()),
-            None => format!("{prop}={} in its unit", c.value()),
-        };
+        let unit = unit_line(prop, c, s.unit.as_deref());
         let _ = write!(out, "; the hard limit where it starts: {unit}");
     }
     out

@@ -706,3 +706,36 @@ fn a_soft_limit_the_process_set_itself_is_raised_where_it_is_set() {
         assert!(!fix.contains("-Hn") && !fix.contains("start.sh"), "{fix}");
     }
 }
+
+#[test]
+fn one_scan_for_the_live_monit_serves_every_item() {
+    // check_rlimit_match traces nofile and nproc of one process: the live monit found for
+    // the first item gives its value of the second too.
+    let t = Tree::new();
+    let rc = t.path().join("monitrc");
+    fs::write(&rc, "check process capsvc with pidfile /nonexistent\n").unwrap();
+    let rc_s = rc.display().to_string();
+    t.add(&P {
+        pid: 25974,
+        comm: "monit",
+        cmdline: &["monit", "-I", "-c", &rc_s],
+        nofile: (1024, 1024),
+        ..P::default()
+    });
+    t.add(&P {
+        pid: 26010,
+        pgrp: 25978,
+        session: 25978,
+        cmdline: &["sleep", "300"],
+        environ: "MONIT_SERVICE=capsvc\0MONIT_EVENT=Started\0",
+        ..P::default()
+    });
+    let root = t.root();
+    for item in ["nofile", "nproc"] {
+        let p = provenance::trace(&root, 26010, item);
+        let monit = p.starter.as_ref().and_then(|s| s.process.as_ref());
+        assert_eq!(monit.map(|m| m.pid), Some(25974), "{item}");
+        let want = root.process(25974).limits().unwrap().get(item);
+        assert_eq!(monit.map(|m| m.limit), want, "{item}");
+    }
+}

@@ -7,6 +7,7 @@
 //! procfs has a `Limits` parser, but it stops silently at a read error, asserts on unknown
 //! rows under test and has no mapping to limits.conf item names, which every plugin needs.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,17 @@ impl Rlimit {
 /// A limit value for people: a number or `unlimited`.
 pub fn show(value: Option<u64>) -> String {
     value.map_or_else(|| "unlimited".to_string(), |v| v.to_string())
+}
+
+/// Compares limit values, `None` being unlimited (above every number).
+#[must_use]
+pub fn cmp_limit(a: Option<u64>, b: Option<u64>) -> Ordering {
+    match (a, b) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(x), Some(y)) => x.cmp(&y),
+    }
 }
 
 /// Parses a limit value as /proc, `systemctl show`, `prlimit` and our own options write it:

@@ -55,11 +55,6 @@ pub struct Now {
     pub utc_offset: i64,
 }
 
-/// A soft `nofile` for comparing: unlimited ranks above every number.
-pub(crate) fn soft_rank(n: &Rlimit) -> u64 {
-    n.soft.unwrap_or(u64::MAX)
-}
-
 /// One process of the service as this run sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Seen {

@@ -4,6 +4,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 
+pub use procguard_common::proc::limits::cmp_limit;
 use procguard_common::proc::Rlimit;
 use procguard_common::Status;
 
@@ -70,16 +71,6 @@ impl Comparison {
             (Ordering::Greater, _) => ">=",
             (Ordering::Equal, _) => "=",
         }
-    }
-}
-
-/// Compares limit values, `None` being unlimited (above every number).
-pub fn cmp_limit(a: Option<u64>, b: Option<u64>) -> Ordering {
-    match (a, b) {
-        (None, None) => Ordering::Equal,
-        (None, Some(_)) => Ordering::Greater,
-        (Some(_), None) => Ordering::Less,
-        (Some(x), Some(y)) => x.cmp(&y),
     }
 }
 

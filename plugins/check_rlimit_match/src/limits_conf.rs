@@ -157,7 +157,7 @@ impl Resolution {
 }
 
 /// Soft clamped to hard (`None` is unlimited).
-pub fn clamp(soft: Option<u64>, hard: Option<u64>) -> Option<u64> {
+fn clamp(soft: Option<u64>, hard: Option<u64>) -> Option<u64> {
     match (soft, hard) {
         (_, None) => soft,
         (None, Some(h)) => Some(h),

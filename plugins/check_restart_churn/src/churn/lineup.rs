@@ -1,7 +1,9 @@
 //! Phases 1 and 2 of a run: which of this run's processes the last run knew, which are
 //! new and which are gone; and a new instance's soft `nofile` against its predecessor's.
 
-use super::{soft_rank, ChurnState, Drift, Instance, Now, RunMark, Seen};
+use procguard_common::proc::limits::cmp_limit;
+
+use super::{ChurnState, Drift, Instance, Now, RunMark, Seen};
 
 /// How this run relates to the last one.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,7 +123,7 @@ impl Lineup {
             let Some(reference) = pred.reference() else {
                 continue;
             };
-            if soft_rank(&mine) < soft_rank(&reference) {
+            if cmp_limit(mine.soft, reference.soft).is_lt() {
                 self.current[i].drift = Some(match pred.drift {
                     Some(d) => Drift { direct: false, ..d },
                     None => Drift {
@@ -162,7 +164,7 @@ fn still_running(known: &Instance, s: &Seen, now: &Now) -> Instance {
     // A drift ends when the running instance gets its limit back (prlimit).
     let drift = known
         .drift
-        .filter(|d| nofile.is_none_or(|n| soft_rank(&n) < soft_rank(&d.from)));
+        .filter(|d| nofile.is_none_or(|n| cmp_limit(n.soft, d.from.soft).is_lt()));
     Instance {
         last_seen: now.wall,
         fds: s.fds.or(known.fds),
