@@ -615,10 +615,11 @@ mod tests {
     }
 
     fn observed(listeners: Vec<Listener>) -> Observation {
-        let mut o = Observation::new(Source::SockDiag, None);
-        o.listeners = listeners;
-        o.boot_id = "boot1".into();
-        o
+        Observation {
+            listeners,
+            boot_id: "boot1".into(),
+            ..Observation::default()
+        }
     }
 
     fn owner(pid: i32, fds: u64, soft: u64) -> Owner {

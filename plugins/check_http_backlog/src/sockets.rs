@@ -13,10 +13,11 @@ use crate::netns::NetNs;
 use crate::procnet::{self, TcpExt};
 use crate::sock_diag::{self, DiagError, Families};
 
-/// Where the listeners came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the listeners came from (by default `sock_diag`, the one tried first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Source {
     /// `NETLINK_SOCK_DIAG`: queue, backlog and drops.
+    #[default]
     SockDiag,
     /// /proc/net/tcp{,6}: the queue only.
     ProcNetTcp,
@@ -39,6 +40,15 @@ enum NoDiag {
     Outside(std::io::Error),
     /// `sock_diag` itself said no.
     Diag(DiagError),
+}
+
+impl std::fmt::Display for NoDiag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoDiag::Outside(e) => e.fmt(f),
+            NoDiag::Diag(e) => e.fmt(f),
+        }
+    }
 }
 
 impl Net<'_> {
@@ -220,11 +230,9 @@ impl Net<'_> {
         families: Families,
     ) -> Result<Vec<IpAddr>, CheckError> {
         if source == Source::SockDiag {
-            return match self.diag(move || sock_diag::established_on(port, families)) {
-                Ok(addrs) => Ok(addrs),
-                Err(NoDiag::Outside(e)) => Err(CheckError::Other(e.to_string())),
-                Err(NoDiag::Diag(e)) => Err(CheckError::Other(e.to_string())),
-            };
+            return self
+                .diag(move || sock_diag::established_on(port, families))
+                .map_err(|e| CheckError::Other(e.to_string()));
         }
         Ok(self
             .proc_net_tcp(sock_diag::TCP_ESTABLISHED)?

@@ -77,7 +77,6 @@ fn parse_host(text: &str) -> Result<String, String> {
 pub struct Setup {
     config: Arc<ClientConfig>,
     seen: Arc<Mutex<Option<CertificateDer<'static>>>>,
-    verify: bool,
 }
 
 impl Setup {
@@ -117,7 +116,6 @@ impl Setup {
         Ok(Setup {
             config: Arc::new(config),
             seen,
-            verify: args.verify_cert,
         })
     }
 
@@ -770,12 +768,6 @@ impl TlsConnector {
     fn fail(&self, f: TlsFailure) -> ureq::Error {
         *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(f);
         ureq::Error::Tls("TLS failed")
-    }
-
-    /// Whether certificates are verified.
-    #[must_use]
-    pub fn verifies(&self) -> bool {
-        self.setup.verify
     }
 }
 
