@@ -584,8 +584,8 @@ pub fn listeners(port: Option<u16>) -> Result<Vec<DiagSocket>, DiagError> {
     Ok(all)
 }
 
-/// Which address families to ask about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which address families to ask about (by default none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Families {
     /// `AF_INET`.
     pub v4: bool,
