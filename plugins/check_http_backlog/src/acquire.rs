@@ -183,10 +183,12 @@ fn read(args: &Args, net: &Net<'_>, obs: &mut Observation) -> Result<(), CheckEr
             .as_ref()
             .is_some_and(|(_, p)| p.outcome == Outcome::ConnectTimeout)
     {
-        let drops = if source == Source::SockDiag {
-            net.drops()
-        } else {
-            BTreeMap::new()
+        // The probe's SYNs were dropped by the listener it went to: only its port's
+        // listeners are read again.
+        let probed = obs.listeners.iter().find(|l| Some(l.inode) == obs.probed);
+        let drops = match probed {
+            Some(l) if source == Source::SockDiag => net.drops(l.port),
+            _ => BTreeMap::new(),
         };
         obs.after_probe = Some((drops, net.counters().ok().flatten()));
     }

@@ -191,10 +191,10 @@ impl Net<'_> {
         ))
     }
 
-    /// The drop counter of each listener now (by inode), from `sock_diag`.
+    /// The drop counter of each listener on `port` now (by inode), from `sock_diag`.
     #[must_use]
-    pub fn drops(&self) -> BTreeMap<u64, u64> {
-        self.diag(|| sock_diag::listeners(None))
+    pub fn drops(&self, port: u16) -> BTreeMap<u64, u64> {
+        self.diag(move || sock_diag::listeners(Some(port)))
             .map(|sockets| {
                 sockets
                     .into_iter()
