@@ -72,10 +72,7 @@ impl fmt::Display for CheckError {
                 path.display()
             ),
             CheckError::Io { path, source } => {
-                let why = source.to_string();
-                // "No such file or directory (os error 2)" -> "No such file or directory"
-                let why = why.split(" (os error").next().unwrap_or(&why);
-                write!(f, "cannot read {}: {why}", path.display())
+                write!(f, "cannot read {}: {}", path.display(), io_text(source))
             }
             CheckError::Parse { path, msg } => write!(f, "cannot parse {}: {msg}", path.display()),
             CheckError::Config(msg) | CheckError::Other(msg) => f.write_str(msg),
@@ -85,6 +82,17 @@ impl fmt::Display for CheckError {
 }
 
 impl std::error::Error for CheckError {}
+
+/// An io error's text without the ` (os error N)` tail the standard library adds:
+/// `No such file or directory (os error 2)` -> `No such file or directory`.
+#[must_use]
+pub fn io_text(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.split_once(" (os error") {
+        Some((words, _)) => words.to_string(),
+        None => text,
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -108,5 +116,14 @@ mod tests {
         );
         let esrch = CheckError::io("/proc/9/stat", io::Error::from_raw_os_error(libc::ESRCH));
         assert!(esrch.is_not_found());
+    }
+
+    #[test]
+    fn io_text_drops_only_the_os_error_tail() {
+        assert_eq!(
+            io_text(&io::Error::from_raw_os_error(libc::EACCES)),
+            "Permission denied"
+        );
+        assert_eq!(io_text(&io::Error::other("plain words")), "plain words");
     }
 }

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod accounts;
+pub mod civil;
 pub mod cli;
 pub mod error;
 pub mod files;

@@ -4,8 +4,8 @@
 //!
 //! - 0: non-OK findings (when more than one) and [`Report::detail`] lines;
 //! - 1: every finding and [`Report::verbose_detail`] lines;
-//! - 2: how each thresholded value was judged (recorded by [`Report::metric`] and
-//!   [`Report::alert`]), and `detail_at(2, ..)` lines;
+//! - 2: how each thresholded value was judged (recorded by [`Report::metric`],
+//!   [`Report::metric_worded`] and [`Report::alert`]), and `detail_at(2, ..)` lines;
 //! - 3: every perfdata item on a line of its own, and `detail_at(3, ..)` lines.
 
 use std::fmt::Display;
@@ -82,8 +82,23 @@ impl Report {
         text: impl Into<String>,
         perf: PerfData,
     ) -> Status {
+        let text = text.into();
+        self.metric_worded(value, thresholds, perf, |j| j.annotate(&text))
+    }
+
+    /// Like [`Report::metric`], but `word` writes the finding's text from the judgement:
+    /// for a finding that adds its own words after the crossed range (a diagnosis) or
+    /// says more than the range does (a full queue). The `-vv` line and the perfdata
+    /// thresholds are the same as [`Report::metric`]'s (docs/contract.md §2.4).
+    pub fn metric_worded(
+        &mut self,
+        value: f64,
+        thresholds: &Thresholds,
+        perf: PerfData,
+        word: impl FnOnce(&Judgement) -> String,
+    ) -> Status {
         let judgement = thresholds.judge(value);
-        self.add(judgement.status, judgement.annotate(&text.into()));
+        self.add(judgement.status, word(&judgement));
         self.judged(perf.label(), value, thresholds, judgement);
         self.perfdata.push(perf.thresholds(thresholds));
         judgement.status
@@ -417,6 +432,23 @@ mod tests {
         assert_eq!(
             first(0).unwrap(),
             "X CRITICAL - a[1] 1021/1024 (critical > 921) (+1 more) | 'a_fds'=1021;819;921;0;1024"
+        );
+    }
+
+    #[test]
+    fn a_worded_metric_is_judged_like_any_other() {
+        let mut r = Report::default();
+        let s = r.metric_worded(
+            1021.0,
+            &fd_thresholds(),
+            PerfData::new("a_fds", 1021_u64),
+            |j| format!("{}; owner at its limit", j.annotate("a[1] 1021/1024")),
+        );
+        assert_eq!(s, Status::Critical);
+        let (out, _) = r.render("X", 2);
+        assert_eq!(
+            out,
+            "X CRITICAL - a[1] 1021/1024 (critical > 921); owner at its limit | 'a_fds'=1021;819;921\na_fds = 1021 (warning 819, critical 921) -> CRITICAL"
         );
     }
 

@@ -26,8 +26,9 @@ use crate::tls::Setup;
 /// The most holders of one listener looked at (a pre-forking server's master and workers).
 const MAX_HOLDERS: usize = 256;
 
-/// What one run saw. Plain data: the evaluation needs nothing else.
-#[derive(Debug, Clone)]
+/// What one run saw. Plain data: the evaluation needs nothing else. The default is
+/// nothing seen yet.
+#[derive(Debug, Clone, Default)]
 pub struct Observation {
     /// The listeners asked for.
     pub target: Target,
@@ -64,30 +65,6 @@ pub struct Observation {
     pub owners: Option<BTreeMap<u64, Vec<Owner>>>,
 }
 
-impl Observation {
-    /// Nothing seen yet.
-    #[must_use]
-    pub fn new(source: Source, fallback: Option<String>) -> Observation {
-        Observation {
-            target: Target::default(),
-            netns: None,
-            listeners: Vec::new(),
-            source,
-            fallback,
-            selected: None,
-            held_by_selected: BTreeMap::new(),
-            notes: Report::default(),
-            probe: None,
-            probed: None,
-            host: None,
-            after_probe: None,
-            boot_id: String::new(),
-            established: BTreeMap::new(),
-            owners: None,
-        }
-    }
-}
-
 /// Reads everything but the owners. Selection failures ("not running") are in `notes`,
 /// with no listeners.
 ///
@@ -95,7 +72,7 @@ impl Observation {
 ///
 /// What cannot be read at all (no listener table, a bad `--netns`, a usage error in the URL).
 pub fn observe(args: &Args, root: &ProcRoot, deadline: Instant) -> Result<Observation, CheckError> {
-    let mut obs = Observation::new(Source::SockDiag, None);
+    let mut obs = Observation::default();
     let mut pids = Vec::new();
     if !args.select.is_empty() {
         pids = select(args, root, deadline, &mut obs)?;
@@ -206,10 +183,12 @@ fn read(args: &Args, net: &Net<'_>, obs: &mut Observation) -> Result<(), CheckEr
             .as_ref()
             .is_some_and(|(_, p)| p.outcome == Outcome::ConnectTimeout)
     {
-        let drops = if source == Source::SockDiag {
-            net.drops()
-        } else {
-            BTreeMap::new()
+        // The probe's SYNs were dropped by the listener it went to: only its port's
+        // listeners are read again.
+        let probed = obs.listeners.iter().find(|l| Some(l.inode) == obs.probed);
+        let drops = match probed {
+            Some(l) if source == Source::SockDiag => net.drops(l.port),
+            _ => BTreeMap::new(),
         };
         obs.after_probe = Some((drops, net.counters().ok().flatten()));
     }

@@ -293,24 +293,16 @@ fn judge_listeners(
             critical: args.queue_critical.resolve(backlog),
         };
         let queue = f64::from(l.queue);
-        let judgement = q.judge(queue);
-        let status = judgement.status;
-        let mut text = format!("{} {}", l.endpoint(), l.queue_words());
-        // "5/4 full" says more than "(critical > 4)".
-        if !l.is_full() {
-            text = judgement.annotate(&text);
-        }
-        if let Some(why) = attach.take(status, Some(l), true) {
-            text = format!("{text}; {why}");
-        }
-        report.add(status, text);
+        let perf = PerfData::new(&format!("{stem}_queue"), queue)
+            .min(0.0)
+            .max(backlog.map(|b| b + 1.0));
+        let status = report.metric_worded(queue, &q, perf, |j| {
+            let text = format!("{} {}", l.endpoint(), l.queue_words());
+            // "5/4 full" says more than "(critical > 4)".
+            let text = if l.is_full() { text } else { j.annotate(&text) };
+            explained(text, attach.take(j.status, Some(l), true))
+        });
         worst = worst.worse(status);
-        report.perf(
-            PerfData::new(&format!("{stem}_queue"), queue)
-                .thresholds(&q)
-                .min(0.0)
-                .max(backlog.map(|b| b + 1.0)),
-        );
         report.perf(match l.backlog {
             Some(b) => PerfData::new(&format!("{stem}_backlog"), f64::from(b)),
             None => PerfData::unknown(&format!("{stem}_backlog")),
@@ -370,28 +362,17 @@ fn judge_drops(
         l.endpoint()
     );
     let perf = PerfData::new(&new_label, num(new)).min(0.0);
-    judged(report, num(new), &t, text, (attach, Some(l)), perf)
+    report.metric_worded(num(new), &t, perf, |j| {
+        explained(j.annotate(&text), attach.take(j.status, Some(l), false))
+    })
 }
 
-/// Adds the finding of `value` against `t`: `text`, the violated threshold, then the
-/// diagnosis if this finding gets it; and its perfdata item with the same thresholds.
-fn judged(
-    report: &mut Report,
-    value: f64,
-    t: &Thresholds,
-    mut text: String,
-    (attach, about): (&mut Attach<'_>, Option<&Listener>),
-    perf: PerfData,
-) -> Status {
-    let judgement = t.judge(value);
-    let status = judgement.status;
-    text = judgement.annotate(&text);
-    if let Some(why) = attach.take(status, about, false) {
-        text = format!("{text}; {why}");
+/// A finding's text followed by its diagnosis, if it gets one.
+fn explained(text: String, why: Option<String>) -> String {
+    match why {
+        Some(why) => format!("{text}; {why}"),
+        None => text,
     }
-    report.add(status, text);
-    report.perf(perf.thresholds(t));
-    status
 }
 
 /// `STEM_established`: the connections accepted from this listener.
@@ -441,14 +422,9 @@ fn judge_host(
     }
     let new = num(d.listen_drops);
     let perf = PerfData::new("new_listen_drops", new).min(0.0);
-    judged(
-        report,
-        new,
-        &drop_thresholds(args),
-        text,
-        (attach, None),
-        perf,
-    )
+    report.metric_worded(new, &drop_thresholds(args), perf, |j| {
+        explained(j.annotate(&text), attach.take(j.status, None, false))
+    })
 }
 
 /// Long output: who holds each listener, what could not be known, the state's notes.
@@ -639,10 +615,11 @@ mod tests {
     }
 
     fn observed(listeners: Vec<Listener>) -> Observation {
-        let mut o = Observation::new(Source::SockDiag, None);
-        o.listeners = listeners;
-        o.boot_id = "boot1".into();
-        o
+        Observation {
+            listeners,
+            boot_id: "boot1".into(),
+            ..Observation::default()
+        }
     }
 
     fn owner(pid: i32, fds: u64, soft: u64) -> Owner {
@@ -780,6 +757,76 @@ mod tests {
         assert!(line1(&e, 0).contains(
             "(15 in all) (critical > 4); accept queue 0/4; owner node[2100] 40/1024 open files |"
         ));
+    }
+
+    #[test]
+    fn vv_says_how_the_queue_and_the_drops_were_judged() {
+        // docs/contract.md §2.4: -vv adds one line per thresholded value.
+        let mut l = listener("127.0.0.1", 8080, 5, 4);
+        l.drops = Some(10);
+        let o = observed(vec![l]);
+        let prior = Prior {
+            saved: Some(next_state(&Saved::default(), &o)),
+            ..Prior::default()
+        };
+        let mut now = o.clone();
+        now.listeners[0].drops = Some(15);
+        now.owners = Some(BTreeMap::from([(1, vec![owner(2100, 1024, 1024)])]));
+        let e = evaluate(&now, &args(&["--port", "8080"]), &prior);
+        let (out, _) = e.report.render("HTTP_BACKLOG", 2);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines.contains(&"8080_queue = 5 (warning 3, critical 4) -> CRITICAL"),
+            "{out}"
+        );
+        assert!(
+            lines.contains(&"8080_new_drops = 5 (warning 0, critical 99) -> WARNING"),
+            "{out}"
+        );
+        // Line 1 is the same at every level; the full queue keeps "full" without the range.
+        assert_eq!(lines[0], line1(&e, 0));
+        assert!(
+            lines[0].starts_with("HTTP_BACKLOG CRITICAL - 127.0.0.1:8080 accept queue 5/4 full; owner node[2100] at 1024/1024 open files"),
+            "{out}"
+        );
+        assert!(
+            lines.contains(
+                &"[WARNING] 127.0.0.1:8080 dropped 5 connection(s) since the last run (15 in all) (warning > 0)"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn vv_says_how_the_host_drops_were_judged() {
+        // The /proc fallback: no per-listener counter, the host's drops are judged.
+        let mut l = listener("127.0.0.1", 8080, 0, 4);
+        l.drops = None;
+        let mut o = observed(vec![l]);
+        o.host = Some(HostCounters {
+            listen_overflows: 1,
+            listen_drops: 1,
+        });
+        let prior = Prior {
+            saved: Some(next_state(&Saved::default(), &o)),
+            ..Prior::default()
+        };
+        o.host = Some(HostCounters {
+            listen_overflows: 3,
+            listen_drops: 3,
+        });
+        let e = evaluate(&o, &args(&["--port", "8080"]), &prior);
+        let (out, _) = e.report.render("HTTP_BACKLOG", 2);
+        assert!(
+            out.lines()
+                .any(|l| l == "new_listen_drops = 2 (warning 0, critical 99) -> WARNING"),
+            "{out}"
+        );
+        assert!(
+            out.lines()
+                .any(|l| l == "8080_queue = 0 (warning 3, critical 4) -> OK"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use procguard_common::error::io_text;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
@@ -496,13 +497,8 @@ fn error_words(e: &ureq::Error) -> String {
 /// "(os error N)" tail), else the kind.
 #[must_use]
 pub fn io_words(e: &io::Error) -> String {
-    if let Some(code) = e.raw_os_error() {
-        let text = io::Error::from_raw_os_error(code).to_string();
-        return text
-            .split(" (os error")
-            .next()
-            .unwrap_or(&text)
-            .to_lowercase();
+    if e.raw_os_error().is_some() {
+        return io_text(e).to_lowercase();
     }
     match e.kind() {
         io::ErrorKind::InvalidInput => e

@@ -39,12 +39,12 @@ const NETLINK_SOCK_DIAG: libc::c_int = 4;
 pub(crate) const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
-pub(crate) const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_REQUEST: u16 = 0x1;
 /// `NLM_F_ROOT` | `NLM_F_MATCH`.
-pub(crate) const NLM_F_DUMP: u16 = 0x300;
+const NLM_F_DUMP: u16 = 0x300;
 /// The dump was interrupted by a change of the table; its content may be inconsistent.
 const NLM_F_DUMP_INTR: u16 = 0x10;
-pub(crate) const NLMSG_HDRLEN: usize = 16;
+const NLMSG_HDRLEN: usize = 16;
 const INET_DIAG_MSG_LEN: usize = 72;
 const INET_DIAG_REQ_V2_LEN: usize = 56;
 /// Request attribute carrying a filter program.
@@ -148,13 +148,8 @@ pub fn port_bytecode(port: u16, legacy: bool) -> Vec<u8> {
 pub fn build_request(q: &Query, seq: u32) -> Vec<u8> {
     let bytecode = q.port.map(|p| port_bytecode(p, q.legacy_port_filter));
     let attr_len = bytecode.as_ref().map_or(0, |b| 4 + b.len());
-    let len = NLMSG_HDRLEN + INET_DIAG_REQ_V2_LEN + attr_len;
+    let len = INET_DIAG_REQ_V2_LEN + attr_len;
     let mut m = Vec::with_capacity(len);
-    m.extend_from_slice(&(len as u32).to_ne_bytes());
-    m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
     // inet_diag_req_v2
     let ext = if q.meminfo {
         1u8 << (INET_DIAG_SKMEMINFO - 1)
@@ -172,7 +167,58 @@ pub fn build_request(q: &Query, seq: u32) -> Vec<u8> {
         m.extend_from_slice(&bc);
     }
     debug_assert_eq!(m.len(), len);
+    request(&m, seq)
+}
+
+/// A `SOCK_DIAG_BY_FAMILY` dump request with sequence number `seq`: the `nlmsghdr`, then
+/// `payload` (the family's request and its attributes).
+pub(crate) fn request(payload: &[u8], seq: u32) -> Vec<u8> {
+    let len = NLMSG_HDRLEN + payload.len();
+    let mut m = Vec::with_capacity(len);
+    m.extend_from_slice(&(len as u32).to_ne_bytes());
+    m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    m.extend_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    m.extend_from_slice(payload);
     m
+}
+
+/// The attributes of a message from offset `at` on (`len u16 | type u16 | payload`, each
+/// 4-byte aligned), as (type, payload); the type without `NLA_F_NESTED` and
+/// `NLA_F_NET_BYTEORDER`. An attribute that runs outside the message is an error, and the
+/// last item.
+pub(crate) struct Attributes<'a> {
+    msg: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Attributes<'a> {
+    /// Those of `msg` after its fixed part of `at` bytes.
+    pub(crate) fn new(msg: &'a [u8], at: usize) -> Attributes<'a> {
+        Attributes { msg, at }
+    }
+}
+
+impl<'a> Iterator for Attributes<'a> {
+    type Item = Result<(u16, &'a [u8]), DiagError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (p, at) = (self.msg, self.at);
+        if at + 4 > p.len() {
+            return None;
+        }
+        let len = u16_at(p, at) as usize;
+        let kind = u16_at(p, at + 2) & 0x3fff;
+        if len < 4 || at + len > p.len() {
+            self.at = p.len();
+            return Some(Err(DiagError::Malformed(format!(
+                "attribute length {len} at offset {at} outside the message"
+            ))));
+        }
+        self.at = at + align4(len);
+        Some(Ok((kind, &p[at + 4..at + len])))
+    }
 }
 
 /// The state of a dump after some datagrams (of inet sockets, or of `T` for another family's
@@ -197,7 +243,7 @@ impl<T> Default for Replies<T> {
     }
 }
 
-pub(crate) fn u16_at(b: &[u8], at: usize) -> u16 {
+fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_ne_bytes([b[at], b[at + 1]])
 }
 
@@ -304,21 +350,12 @@ fn parse_msg(p: &[u8]) -> Result<DiagSocket, DiagError> {
         }
     };
     let mut drops = None;
-    let mut at = INET_DIAG_MSG_LEN;
-    while at + 4 <= p.len() {
-        let len = u16_at(p, at) as usize;
-        let kind = u16_at(p, at + 2) & 0x3fff; // strip NLA_F_NESTED / NLA_F_NET_BYTEORDER
-        if len < 4 || at + len > p.len() {
-            return Err(DiagError::Malformed(format!(
-                "attribute length {len} at offset {at} outside the message"
-            )));
-        }
-        let value = &p[at + 4..at + len];
-        let drops_at = libc::SK_MEMINFO_DROPS as usize * 4;
+    let drops_at = libc::SK_MEMINFO_DROPS as usize * 4;
+    for attribute in Attributes::new(p, INET_DIAG_MSG_LEN) {
+        let (kind, value) = attribute?;
         if kind == INET_DIAG_SKMEMINFO && value.len() >= drops_at + 4 {
             drops = Some(u32_at(value, drops_at));
         }
-        at += align4(len);
     }
     Ok(DiagSocket {
         state: p[1],
@@ -498,6 +535,35 @@ pub fn dump_raw(q: &Query) -> Result<Vec<Vec<u8>>, DiagError> {
     }
 }
 
+/// [`dump`] of `q`, with the fallbacks every dump of one family needs: IPv6 disabled in
+/// this kernel has nothing to list, and a kernel without `S_EQ` (EINVAL for a port
+/// filter) is asked again with the same filter in the old `S_GE`/`S_LE` opcodes.
+fn dump_family(q: &Query, max_sockets: usize) -> Result<Vec<DiagSocket>, DiagError> {
+    let legacy = Query {
+        legacy_port_filter: true,
+        ..*q
+    };
+    match dump(q, max_sockets) {
+        Err(DiagError::Os(e))
+            if q.family == libc::AF_INET6 as u8
+                && matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT)
+                ) =>
+        {
+            Ok(Vec::new())
+        }
+        Err(DiagError::Os(e))
+            if q.port.is_some()
+                && !q.legacy_port_filter
+                && e.raw_os_error() == Some(libc::EINVAL) =>
+        {
+            dump_family(&legacy, max_sockets)
+        }
+        found => found,
+    }
+}
+
 /// LISTEN sockets of both families, with drops; `port` filters in the kernel.
 ///
 /// # Errors
@@ -513,33 +579,13 @@ pub fn listeners(port: Option<u16>) -> Result<Vec<DiagSocket>, DiagError> {
             port,
             legacy_port_filter: false,
         };
-        match dump(&q, 100_000) {
-            Ok(s) => all.extend(s),
-            // IPv6 disabled in this kernel: nothing to list there.
-            Err(DiagError::Os(e))
-                if family == libc::AF_INET6 as u8
-                    && matches!(
-                        e.raw_os_error(),
-                        Some(libc::ENOENT | libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT)
-                    ) => {}
-            // An old kernel without S_EQ: the same filter in the old opcodes.
-            Err(DiagError::Os(e)) if port.is_some() && e.raw_os_error() == Some(libc::EINVAL) => {
-                all.extend(dump(
-                    &Query {
-                        legacy_port_filter: true,
-                        ..q
-                    },
-                    100_000,
-                )?);
-            }
-            Err(e) => return Err(e),
-        }
+        all.extend(dump_family(&q, 100_000)?);
     }
     Ok(all)
 }
 
-/// Which address families to ask about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which address families to ask about (by default none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Families {
     /// `AF_INET`.
     pub v4: bool,
@@ -570,26 +616,7 @@ pub fn established_on(port: u16, families: Families) -> Result<Vec<IpAddr>, Diag
             port: Some(port),
             legacy_port_filter: false,
         };
-        let found = match dump(&q, 10_000_000) {
-            Ok(s) => s,
-            Err(DiagError::Os(e)) if e.raw_os_error() == Some(libc::EINVAL) => dump(
-                &Query {
-                    legacy_port_filter: true,
-                    ..q
-                },
-                10_000_000,
-            )?,
-            Err(DiagError::Os(e))
-                if family == libc::AF_INET6 as u8
-                    && matches!(
-                        e.raw_os_error(),
-                        Some(libc::ENOENT | libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT)
-                    ) =>
-            {
-                Vec::new()
-            }
-            Err(e) => return Err(e),
-        };
+        let found = dump_family(&q, 10_000_000)?;
         total.extend(found.into_iter().map(|s| s.addr));
     }
     Ok(total)
@@ -726,6 +753,30 @@ mod tests {
         let mut r = Replies::default();
         parse_replies(&intr, 1, &mut r).unwrap();
         assert!(r.interrupted);
+    }
+
+    #[test]
+    fn attributes_are_aligned_and_bounded() {
+        // A fixed part of 4 bytes, a 5-byte attribute of type 7 | NLA_F_NESTED (padded to
+        // 8), then one of 4 bytes claiming 12.
+        let mut m = vec![9u8; 4];
+        m.extend_from_slice(&5u16.to_ne_bytes());
+        m.extend_from_slice(&(7u16 | 0x8000).to_ne_bytes());
+        m.extend_from_slice(&[42, 0, 0, 0]);
+        let whole = m.clone();
+        m.extend_from_slice(&12u16.to_ne_bytes());
+        m.extend_from_slice(&1u16.to_ne_bytes());
+        let ok: Vec<_> = Attributes::new(&whole, 4).map(Result::unwrap).collect();
+        assert_eq!(ok, [(7, &[42u8][..])]);
+        let mut all = Attributes::new(&m, 4);
+        assert_eq!(all.next().unwrap().unwrap(), (7, &[42u8][..]));
+        match all.next() {
+            Some(Err(DiagError::Malformed(m))) => {
+                assert_eq!(m, "attribute length 12 at offset 12 outside the message");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(all.next().is_none());
     }
 
     /// The kernel accepts both filter programs and they keep exactly the port asked for.

@@ -13,10 +13,11 @@ use crate::netns::NetNs;
 use crate::procnet::{self, TcpExt};
 use crate::sock_diag::{self, DiagError, Families};
 
-/// Where the listeners came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the listeners came from (by default `sock_diag`, the one tried first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Source {
     /// `NETLINK_SOCK_DIAG`: queue, backlog and drops.
+    #[default]
     SockDiag,
     /// /proc/net/tcp{,6}: the queue only.
     ProcNetTcp,
@@ -39,6 +40,15 @@ enum NoDiag {
     Outside(std::io::Error),
     /// `sock_diag` itself said no.
     Diag(DiagError),
+}
+
+impl std::fmt::Display for NoDiag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoDiag::Outside(e) => e.fmt(f),
+            NoDiag::Diag(e) => e.fmt(f),
+        }
+    }
 }
 
 impl Net<'_> {
@@ -125,7 +135,7 @@ impl Net<'_> {
             }
         };
         let listeners = self
-            .proc_net_tcp(sock_diag::TCP_LISTEN)?
+            .proc_net_tcp(sock_diag::TCP_LISTEN, Families { v4: true, v6: true })?
             .into_iter()
             .filter(|r| port.is_none_or(|p| r.port == p))
             .map(|r| Listener {
@@ -142,10 +152,16 @@ impl Net<'_> {
         Ok((listeners, Source::ProcNetTcp, Some(why_not)))
     }
 
-    /// The rows of tcp and tcp6 in `state` (a kernel without IPv6 has no tcp6).
-    fn proc_net_tcp(&self, state: u8) -> Result<Vec<procnet::TcpRow>, CheckError> {
+    /// The rows in `state` of tcp and tcp6, as far as `families` asks for them (a kernel
+    /// without IPv6 has no tcp6).
+    fn proc_net_tcp(
+        &self,
+        state: u8,
+        families: Families,
+    ) -> Result<Vec<procnet::TcpRow>, CheckError> {
         let mut rows = Vec::new();
-        for file in ["tcp", "tcp6"] {
+        let files = [(families.v4, "tcp"), (families.v6, "tcp6")];
+        for file in files.into_iter().filter(|(on, _)| *on).map(|(_, f)| f) {
             let text = match self.read(file) {
                 Ok(t) => t,
                 Err(e) if file == "tcp6" && e.is_not_found() => continue,
@@ -175,10 +191,10 @@ impl Net<'_> {
         ))
     }
 
-    /// The drop counter of each listener now (by inode), from `sock_diag`.
+    /// The drop counter of each listener on `port` now (by inode), from `sock_diag`.
     #[must_use]
-    pub fn drops(&self) -> BTreeMap<u64, u64> {
-        self.diag(|| sock_diag::listeners(None))
+    pub fn drops(&self, port: u16) -> BTreeMap<u64, u64> {
+        self.diag(move || sock_diag::listeners(Some(port)))
             .map(|sockets| {
                 sockets
                     .into_iter()
@@ -195,43 +211,48 @@ impl Net<'_> {
         source: Source,
         listeners: &[Listener],
     ) -> BTreeMap<u16, Result<Vec<IpAddr>, String>> {
-        let mut out = BTreeMap::new();
+        // Only the families listening on a port can hold its connections: an IPv4
+        // listener's are all AF_INET, so the (costly) AF_INET6 walk is skipped.
+        let mut ports: BTreeMap<u16, Families> = BTreeMap::new();
         for l in listeners.iter().filter(|l| l.unix.is_none()) {
-            out.entry(l.port).or_insert_with(|| {
-                // Only the families listening on this port can hold its connections: an
-                // IPv4 listener's are all AF_INET, so the (costly) AF_INET6 walk is skipped.
-                let on_port = || listeners.iter().filter(|o| o.port == l.port);
-                let families = Families {
-                    v4: on_port().any(|o| o.addr.is_ipv4()),
-                    v6: on_port().any(|o| o.addr.is_ipv6()),
-                };
-                self.established_on(source, l.port, families)
-                    .map_err(|e| e.to_string())
-            });
+            let f = ports.entry(l.port).or_default();
+            f.v4 |= l.addr.is_ipv4();
+            f.v6 |= l.addr.is_ipv6();
         }
-        out
-    }
-
-    /// The local addresses of the established connections with local port `port`.
-    fn established_on(
-        &self,
-        source: Source,
-        port: u16,
-        families: Families,
-    ) -> Result<Vec<IpAddr>, CheckError> {
         if source == Source::SockDiag {
-            return match self.diag(move || sock_diag::established_on(port, families)) {
-                Ok(addrs) => Ok(addrs),
-                Err(NoDiag::Outside(e)) => Err(CheckError::Other(e.to_string())),
-                Err(NoDiag::Diag(e)) => Err(CheckError::Other(e.to_string())),
-            };
+            return ports
+                .into_iter()
+                .map(|(port, families)| {
+                    let found = self
+                        .diag(move || sock_diag::established_on(port, families))
+                        .map_err(|e| e.to_string());
+                    (port, found)
+                })
+                .collect();
         }
-        Ok(self
-            .proc_net_tcp(sock_diag::TCP_ESTABLISHED)?
-            .iter()
-            .filter(|r| r.port == port)
-            .map(|r| r.addr)
-            .collect())
+        // /proc/net/tcp{,6} cannot be filtered: read the ESTABLISHED rows once, of the
+        // families anything listens on, and share them out by port.
+        let families = Families {
+            v4: ports.values().any(|f| f.v4),
+            v6: ports.values().any(|f| f.v6),
+        };
+        let rows = match self.proc_net_tcp(sock_diag::TCP_ESTABLISHED, families) {
+            Ok(rows) => rows,
+            Err(e) => {
+                let e = e.to_string();
+                return ports.into_keys().map(|p| (p, Err(e.clone()))).collect();
+            }
+        };
+        let mut out: BTreeMap<u16, Vec<IpAddr>> = ports.keys().map(|&p| (p, Vec::new())).collect();
+        for r in rows {
+            let Some(f) = ports.get(&r.port) else {
+                continue;
+            };
+            if (r.addr.is_ipv4() && f.v4) || (r.addr.is_ipv6() && f.v6) {
+                out.entry(r.port).or_default().push(r.addr);
+            }
+        }
+        out.into_iter().map(|(p, addrs)| (p, Ok(addrs))).collect()
     }
 }
 
@@ -296,6 +317,62 @@ pub fn queue_of_held(pid: i32, fd: i32) -> std::io::Result<(u32, u32)> {
 mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
+
+    #[test]
+    fn established_rows_are_read_once_for_the_families_listening() {
+        let dir = std::env::temp_dir().join(format!("backlog-sockets-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("net")).unwrap();
+        let head = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+        let row = |local: &str, state: &str| {
+            format!("   0: {local} 0100007F:C350 {state} 00000000:00000000 00:00000000 00000000     0        0 111 1 0000000000000000 20 4 30 10 -1\n")
+        };
+        // 127.0.0.1: two connections on 80, one on 443, one on a port nobody listens on,
+        // and the LISTEN row of 80.
+        let tcp = [
+            row("0100007F:0050", "01"),
+            row("0100007F:0050", "01"),
+            row("0100007F:01BB", "01"),
+            row("0100007F:270F", "01"),
+            row("00000000:0050", "0A"),
+        ]
+        .concat();
+        std::fs::write(dir.join("net/tcp"), format!("{head}{tcp}")).unwrap();
+        // Read only when something listens on IPv6.
+        std::fs::write(dir.join("net/tcp6"), format!("{head}   0: garbage\n")).unwrap();
+        let root = ProcRoot::new(&dir);
+        let net = Net {
+            root: &root,
+            ns: None,
+            no_sock_diag: true,
+        };
+        let listener = |addr: &str, port: u16| Listener {
+            addr: addr.parse().unwrap(),
+            port,
+            queue: 0,
+            backlog: None,
+            drops: None,
+            uid: 0,
+            inode: u64::from(port),
+            unix: None,
+        };
+        let v4 = [listener("0.0.0.0", 80), listener("127.0.0.1", 443)];
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(
+            net.established(Source::ProcNetTcp, &v4),
+            BTreeMap::from([(80, Ok(vec![local, local])), (443, Ok(vec![local]))])
+        );
+        // An IPv6 listener: tcp6 is read, and its error is every port's.
+        let both = [listener("0.0.0.0", 80), listener("::", 8443)];
+        let found = net.established(Source::ProcNetTcp, &both);
+        assert_eq!(found.keys().copied().collect::<Vec<_>>(), [80, 8443]);
+        assert!(
+            found
+                .values()
+                .all(|r| r.as_ref().is_err_and(|e| e.contains("tcp6"))),
+            "{found:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_listener_tells_its_queue_and_backlog_through_a_duplicate() {

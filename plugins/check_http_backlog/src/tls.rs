@@ -16,6 +16,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 
+use procguard_common::civil::{civil_from_days, days_from_civil};
 use procguard_common::files::Follow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -77,7 +78,6 @@ fn parse_host(text: &str) -> Result<String, String> {
 pub struct Setup {
     config: Arc<ClientConfig>,
     seen: Arc<Mutex<Option<CertificateDer<'static>>>>,
-    verify: bool,
 }
 
 impl Setup {
@@ -117,7 +117,6 @@ impl Setup {
         Ok(Setup {
             config: Arc::new(config),
             seen,
-            verify: args.verify_cert,
         })
     }
 
@@ -538,17 +537,6 @@ fn der_time(tag: u8, v: &[u8]) -> Option<u64> {
     u64::try_from(secs).ok()
 }
 
-/// (year, month, day) to days since 1970-01-01 (H. Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 fn server_name_text(name: &ServerName<'_>) -> String {
     match name {
         ServerName::DnsName(d) => d.as_ref().to_string(),
@@ -675,23 +663,6 @@ fn utc(secs: u64) -> String {
     )
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's
-/// `civil_from_days`).
-// Day and month are in 1..=31 and 1..=12 by construction.
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 /// `3 days`, `5 hours`, `12 minutes`, `40 seconds`.
 fn age(secs: u64) -> String {
     let (n, unit) = match secs {
@@ -770,12 +741,6 @@ impl TlsConnector {
     fn fail(&self, f: TlsFailure) -> ureq::Error {
         *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(f);
         ureq::Error::Tls("TLS failed")
-    }
-
-    /// Whether certificates are verified.
-    #[must_use]
-    pub fn verifies(&self) -> bool {
-        self.setup.verify
     }
 }
 

@@ -18,11 +18,13 @@ use crate::unix_diag::{self, UnixListener};
 /// be looked at.
 pub type NoListener = (Status, String);
 
-/// [`listeners`] in the network namespace `net` reads (Unix sockets belong to one too).
+/// The Unix listeners to check, or why `--unix PATH` has none, in the network namespace
+/// `net` reads (Unix sockets belong to one too); none when `args` asks for none.
 ///
 /// # Errors
 ///
-/// As [`listeners`], or the namespace could not be joined.
+/// The Unix listeners could not be listed (`unix_diag` failed), or the namespace could
+/// not be joined.
 pub fn listeners_in(
     net: &Net<'_>,
     args: &Args,
@@ -42,15 +44,8 @@ pub fn listeners_in(
     }
 }
 
-/// The Unix listeners to check, or why `--unix PATH` has none.
-///
-/// # Errors
-///
-/// The Unix listeners could not be listed (`unix_diag` failed).
-pub fn listeners(args: &Args) -> Result<Result<Vec<Listener>, NoListener>, CheckError> {
-    if !args.unix_only && args.unix.is_none() {
-        return Ok(Ok(Vec::new()));
-    }
+/// The Unix listeners to check, or why `--unix PATH` has none (`args` asks for some).
+fn listeners(args: &Args) -> Result<Result<Vec<Listener>, NoListener>, CheckError> {
     let all = unix_diag::listeners()
         .map_err(|e| CheckError::Other(format!("cannot list Unix listeners: {e}")))?;
     let Some(path) = &args.unix else {
@@ -110,8 +105,6 @@ fn kind(t: FileType) -> &'static str {
         "a FIFO"
     } else if t.is_char_device() || t.is_block_device() {
         "a device"
-    } else if t.is_symlink() {
-        "a symbolic link"
     } else {
         "a regular file"
     }

@@ -29,10 +29,7 @@
     clippy::cast_sign_loss
 )]
 
-use crate::sock_diag::{
-    align4, dump_with, u16_at, u32_at, DiagError, NLMSG_HDRLEN, NLM_F_DUMP, NLM_F_REQUEST,
-    SOCK_DIAG_BY_FAMILY, TCP_LISTEN,
-};
+use crate::sock_diag::{dump_with, request, u32_at, Attributes, DiagError, TCP_LISTEN};
 
 const UNIX_DIAG_REQ_LEN: usize = 24;
 const UNIX_DIAG_MSG_LEN: usize = 16;
@@ -79,21 +76,15 @@ impl UnixListener {
 /// The request datagram: LISTEN sockets with name, file, queue lengths and uid.
 #[must_use]
 pub fn build_request(seq: u32) -> Vec<u8> {
-    let len = NLMSG_HDRLEN + UNIX_DIAG_REQ_LEN;
-    let mut m = Vec::with_capacity(len);
-    m.extend_from_slice(&(len as u32).to_ne_bytes());
-    m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
+    let mut m = Vec::with_capacity(UNIX_DIAG_REQ_LEN);
     m.extend_from_slice(&[libc::AF_UNIX as u8, 0, 0, 0]);
     m.extend_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
     m.extend_from_slice(&0u32.to_ne_bytes()); // ino: 0 = all
     let show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_RQLEN | UDIAG_SHOW_UID;
     m.extend_from_slice(&show.to_ne_bytes());
     m.extend_from_slice(&[0xff; 8]); // no cookie
-    debug_assert_eq!(m.len(), len);
-    m
+    debug_assert_eq!(m.len(), UNIX_DIAG_REQ_LEN);
+    request(&m, seq)
 }
 
 /// One `unix_diag_msg` and its attributes.
@@ -122,16 +113,8 @@ pub fn parse_msg(p: &[u8]) -> Result<UnixListener, DiagError> {
         uid: None,
     };
     let mut rqlen = false;
-    let mut at = UNIX_DIAG_MSG_LEN;
-    while at + 4 <= p.len() {
-        let len = u16_at(p, at) as usize;
-        let kind = u16_at(p, at + 2) & 0x3fff;
-        if len < 4 || at + len > p.len() {
-            return bad(format!(
-                "attribute length {len} at offset {at} outside the message"
-            ));
-        }
-        let v = &p[at + 4..at + len];
+    for attribute in Attributes::new(p, UNIX_DIAG_MSG_LEN) {
+        let (kind, v) = attribute?;
         match kind {
             UNIX_DIAG_NAME => out.name = Some(name_text(v)),
             UNIX_DIAG_VFS if v.len() >= 8 => out.vfs = Some((u32_at(v, 0), u32_at(v, 4))),
@@ -143,7 +126,6 @@ pub fn parse_msg(p: &[u8]) -> Result<UnixListener, DiagError> {
             UNIX_DIAG_UID if v.len() >= 4 => out.uid = Some(u32_at(v, 0)),
             _ => {}
         }
-        at += align4(len);
     }
     if !rqlen {
         return bad(format!("socket {} without UNIX_DIAG_RQLEN", out.inode));
@@ -177,7 +159,7 @@ pub fn listeners() -> Result<Vec<UnixListener>, DiagError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sock_diag::{parse_replies_with, Replies};
+    use crate::sock_diag::{align4, parse_replies_with, Replies, SOCK_DIAG_BY_FAMILY};
 
     /// A reply datagram as the kernel writes it: one message, then `NLMSG_DONE`.
     fn reply(attrs: &[(u16, &[u8])]) -> Vec<u8> {

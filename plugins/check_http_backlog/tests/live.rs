@@ -905,6 +905,14 @@ fn incident_server_at_its_fd_limit_gets_the_emfile_diagnosis() {
         "{o:?}"
     );
     println!("incident run 2: {}", o.stdout.trim_end());
+    // The probe's dropped SYNs were read again after it gave up (on its listener's port
+    // only): they are not new drops on the next run.
+    let o = plugin(&state, &["--port", &port_s]);
+    assert_eq!(
+        o.perf(&format!("{port}_new_drops")).as_deref(),
+        Some("0;0;99;0"),
+        "{o:?}"
+    );
     drop(clients);
 }
 

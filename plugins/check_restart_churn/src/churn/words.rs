@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+/// Re-exported for the tests of the clock words.
+pub(super) use procguard_common::civil::civil_from_days;
 use procguard_common::cli::format_duration;
 use procguard_common::proc::limits::show;
 use procguard_common::proc::who;
@@ -320,18 +322,4 @@ fn format_time(wall: f64, now: &Now, secs: bool) -> String {
         let (y, m, d) = civil_from_days(days);
         format!("{y:04}-{m:02}-{d:02} {hms}")
     }
-}
-
-/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
-pub(super) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
