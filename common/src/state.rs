@@ -395,11 +395,21 @@ fn read_checked(file: &Path) -> Result<Option<Result<Vec<u8>, String>>, CheckErr
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(refused(file, "it is a symbolic link"))
         }
-        Err(e) => return Ok(Some(Err(format!("cannot read it: {}", short(&e))))),
+        Err(e) => {
+            return Ok(Some(Err(format!(
+                "cannot read it: {}",
+                crate::error::io_text(&e)
+            ))))
+        }
     };
     let meta = match f.metadata() {
         Ok(m) => m,
-        Err(e) => return Ok(Some(Err(format!("cannot stat it: {}", short(&e))))),
+        Err(e) => {
+            return Ok(Some(Err(format!(
+                "cannot stat it: {}",
+                crate::error::io_text(&e)
+            ))))
+        }
     };
     if !meta.is_file() {
         return Err(refused(file, "it is not a regular file"));
@@ -424,7 +434,10 @@ fn read_checked(file: &Path) -> Result<Option<Result<Vec<u8>, String>>, CheckErr
             "more than the {MAX_STATE_BYTES} bytes a state file may have"
         )))),
         Ok(_) => Ok(Some(Ok(bytes))),
-        Err(e) => Ok(Some(Err(format!("cannot read it: {}", short(&e))))),
+        Err(e) => Ok(Some(Err(format!(
+            "cannot read it: {}",
+            crate::error::io_text(&e)
+        )))),
     }
 }
 
@@ -478,13 +491,12 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// `io::Error` text without the `(os error N)` suffix.
-fn short(e: &io::Error) -> String {
-    let text = e.to_string();
-    text.split(" (os error").next().unwrap_or(&text).to_string()
-}
-
 fn fail(what: &str, path: &Path, e: &io::Error) -> CheckError {
-    CheckError::Other(format!("{what} {}: {}", path.display(), short(e)))
+    CheckError::Other(format!(
+        "{what} {}: {}",
+        path.display(),
+        crate::error::io_text(e)
+    ))
 }
 
 fn refused(path: &Path, why: &str) -> CheckError {

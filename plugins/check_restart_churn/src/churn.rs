@@ -32,7 +32,6 @@ mod words;
 
 use lineup::{Lineup, Since};
 #[cfg(test)]
-use words::civil_from_days;
 pub use words::{clock, clock_secs, span};
 
 /// Events kept at most, whatever the window (a backstop for the state file's size).

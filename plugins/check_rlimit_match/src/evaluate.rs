@@ -9,10 +9,11 @@ use procguard_common::proc::Rlimit;
 use procguard_common::{PerfData, Status};
 
 use crate::acquire::{Facts, Observation};
-use crate::expectation::{cmp_limit, Expectation, Half, Kind, Note};
+use crate::expectation::{Expectation, Half, Kind, Note};
 use crate::explain::{explain, Story};
 use crate::plan::Job;
 use crate::source::Expected;
+use procguard_common::proc::limits::cmp_limit;
 
 /// The result for one process.
 #[derive(Debug, Clone, Default)]

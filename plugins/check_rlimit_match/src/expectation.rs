@@ -4,7 +4,6 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-pub use procguard_common::proc::limits::cmp_limit;
 use procguard_common::proc::Rlimit;
 use procguard_common::Status;
 
@@ -157,6 +156,7 @@ impl Note {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use procguard_common::proc::limits::cmp_limit;
 
     #[test]
     fn limit_order_puts_unlimited_on_top() {

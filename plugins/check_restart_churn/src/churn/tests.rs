@@ -4,6 +4,7 @@
 #![allow(clippy::unnecessary_wraps)] // `unit()` returns what `Sim::unit` holds
 
 use super::*;
+use procguard_common::civil::civil_from_days;
 use procguard_common::Status;
 
 /// 2026-11-27 12:00:00 UTC.

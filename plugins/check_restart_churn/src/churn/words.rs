@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 /// Re-exported for the tests of the clock words.
-pub(super) use procguard_common::civil::civil_from_days;
+use procguard_common::civil::civil_from_days;
 use procguard_common::cli::format_duration;
 use procguard_common::proc::limits::show;
 use procguard_common::proc::who;
